@@ -1,0 +1,129 @@
+"""The `distillery` command: parse, call the library, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from functools import wraps
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from distillery.errors import DistilleryError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Distill what a large LLM does on one bounded task into a small model.")
+err = Console(stderr=True)
+
+RecipeArg = typer.Argument(..., help="The Recipe YAML file.", show_default=False)
+RunsOpt = typer.Option(Path("runs"), "--runs", help="Folder that holds the run directories.")
+
+
+def friendly(fn):
+    """Bad input -> its message and exit 2; an internal failure -> a short message and exit 1."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DistilleryError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2)
+        except KeyboardInterrupt:
+            err.print("interrupted; everything finished so far is kept, run the same command again to resume")
+            raise typer.Exit(130)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place internal failures are reported
+            if os.environ.get("DISTILLERY_DEBUG"):
+                traceback.print_exc()
+            err.print(f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}\n"
+                      "Set DISTILLERY_DEBUG=1 for the traceback; your run directory is kept.", markup=True)
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+def _run(recipe_path: Path, runs: Path, until: str):
+    from distillery.pipeline import Run
+    from distillery.recipe import load_recipe
+
+    run = Run(load_recipe(recipe_path), runs_root=runs, console=err)
+    run.run(until=until)
+    return run
+
+
+@app.command()
+@friendly
+def distill(recipe: Path = RecipeArg, runs: Path = RunsOpt):
+    """Run every stage: Mash, Cuts, tokenizer, Still, Tasting, Spirit. Re-running skips what is done."""
+    run = _run(recipe, runs, "spirit")
+    notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
+    typer.echo(json.dumps({"spirit": str(run.spirit_path()), "proof": notes["proof"], **notes["metrics"]}, indent=2))
+
+
+@app.command()
+@friendly
+def mash(recipe: Path = RecipeArg, runs: Path = RunsOpt):
+    """Make the Mash (teacher examples) and stop."""
+    run = _run(recipe, runs, "mash")
+    typer.echo(str(run.dir / "mash.jsonl"))
+
+
+@app.command()
+@friendly
+def cut(recipe: Path = RecipeArg, runs: Path = RunsOpt):
+    """Make the Mash and the Cuts (hearts, heads, tails) and stop."""
+    run = _run(recipe, runs, "cuts")
+    typer.echo(str(run.dir / "cuts"))
+
+
+@app.command()
+@friendly
+def still(recipe: Path = RecipeArg, runs: Path = RunsOpt):
+    """Run up to the Still (training); a killed Still resumes from its last epoch."""
+    run = _run(recipe, runs, "still")
+    typer.echo(str(run.dir / "still"))
+
+
+@app.command()
+@friendly
+def taste(recipe: Path = RecipeArg, runs: Path = RunsOpt):
+    """Run up to the Tasting and print the tasting notes' headline numbers."""
+    run = _run(recipe, runs, "tasting")
+    notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
+    typer.echo(json.dumps({"proof": notes["proof"], **notes["metrics"], "n_eval": notes["n_eval"]}, indent=2))
+
+
+@app.command()
+@friendly
+def predict(
+    spirit: Path = typer.Argument(..., help="A .spirit file.", show_default=False),
+    utterance: str = typer.Argument(..., help="The user's request.", show_default=False),
+    tools: Path = typer.Option(None, "--tools", help="Tool catalog JSON (default: the Spirit's own catalog)."),
+):
+    """Print the calls the Spirit makes for UTTERANCE, as JSON. Needs nothing but the Spirit file."""
+    from distillery.predictor import ToolCaller
+    from distillery.spirit import load_spirit
+    from distillery.tasks.tool_calling.catalog import load_catalog
+
+    loaded = load_spirit(spirit)
+    catalog = load_catalog(str(tools), Path.cwd()) if tools else loaded.tools
+    caller = ToolCaller(loaded.model, loaded.tokenizer,
+                        max_new_tokens=loaded.metadata["model_config"]["max_position_embeddings"])
+    prediction = caller.predict(utterance, catalog)
+    if prediction.calls is None:
+        err.print(f"the student's output is not a list of calls: {prediction.text!r}")
+        raise typer.Exit(1)
+    typer.echo(json.dumps(prediction.calls, ensure_ascii=False))
+
+
+def main() -> None:  # pragma: no cover - `python -m distillery`
+    app(prog_name="distillery")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Stage order, input hashing, skip and resume.
+
+Each stage is a function from files to files inside the run directory. Before a stage runs,
+the hash of its inputs (its Recipe sections plus the hashes of the files it reads) is written
+to `stages.json` with `done: false`; after it finishes, `done: true`. So a re-run skips every
+stage whose inputs did not change, redoes exactly the ones downstream of a change, and a
+crashed stage resumes (the Still from its last epoch) or restarts cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from safetensors.torch import load_model
+
+from distillery import cuts, mash, still, tasting, tokenizer
+from distillery.errors import TeacherError
+from distillery.jsonl import read_jsonl
+from distillery.predictor import ToolCaller
+from distillery.recipe import Recipe
+from distillery.report import write_report
+from distillery.spirit import file_sha256, write_spirit
+from distillery.students.tiny import build_model, count_params, model_config
+from distillery.tasks.tool_calling.prompt import END, PAD, TOOLS, render_completion, render_prompt
+from distillery.teachers.offline import OfflineTeacher
+
+STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit")
+
+
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+class Run:
+    """One run directory: its recipe, its stage records, and the stages themselves."""
+
+    def __init__(self, recipe: Recipe, runs_root: Path = Path("runs"), console: Console | None = None):
+        self.recipe = recipe
+        self.dir = Path(runs_root) / f"{recipe.name}-v{recipe.version}"
+        self.console = console or Console(stderr=True)
+        self.state_path = self.dir / "stages.json"
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        self.catalog = recipe.catalog
+        self.tools_by_name = {t.name: t for t in self.catalog}
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def _save_state(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2))
+        os.replace(tmp, self.state_path)
+
+    def _stage(self, name: str, inputs: str, outputs: list[Path], work: Callable[[bool], None],
+               clear: list[Path] = ()) -> bool:
+        """Run `work(resume)` unless the stage is done with the same inputs; True if it ran."""
+        record = self.state.get(name)
+        if record and record["inputs"] == inputs and record["done"] and all(p.exists() for p in outputs):
+            self.console.print(f"[dim]{name}: unchanged, skipped[/dim]")
+            return False
+        resume = bool(record and record["inputs"] == inputs)
+        if not resume:
+            for path in clear:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        self.state[name] = {"inputs": inputs, "done": False}
+        # Everything downstream must be redone after this stage runs.
+        for later in STAGES[STAGES.index(name) + 1:]:
+            self.state.pop(later, None)
+        self._save_state()
+        work(resume)
+        self.state[name]["done"] = True
+        self._save_state()
+        return True
+
+    def _hash_file(self, relative: str) -> str:
+        return file_sha256(self.dir / relative)
+
+    # -- stages ------------------------------------------------------------------------------
+    def run(self, until: str = "spirit") -> Path:
+        """Run every stage up to and including `until`; returns the run directory."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "recipe.yaml").write_text(self.recipe.resolved_yaml())
+        steps = {"mash": self.stage_mash, "cuts": self.stage_cuts, "tokenizer": self.stage_tokenizer,
+                 "still": self.stage_still, "tasting": self.stage_tasting, "spirit": self.stage_spirit}
+        for name in STAGES[:STAGES.index(until) + 1]:
+            steps[name]()
+        return self.dir
+
+    def stage_mash(self) -> None:
+        r = self.recipe
+        catalog_json = json.dumps([t.to_openai() for t in self.catalog], sort_keys=True)
+        inputs = _sha(r.task, str(r.seed), catalog_json, r.section_sha256("teacher"), r.section_sha256("mash"))
+
+        def work(resume: bool) -> None:
+            teacher = make_teacher(r)
+            t0 = time.perf_counter()
+            stats = mash.build_mash(teacher, self.catalog, r.mash, self.dir, seed=r.seed)
+            reasons = ", ".join(f"{k} {v}" for k, v in stats.reasons.most_common()) or "none"
+            self.console.print(f"[bold]Mash[/bold]: {stats.accepted} accepted, {stats.rejected} rejected "
+                               f"({reasons}) in {time.perf_counter() - t0:.1f}s")
+
+        self._stage("mash", inputs, [self.dir / "mash.jsonl"], work)
+
+    def stage_cuts(self) -> None:
+        r = self.recipe
+        inputs = _sha(self._hash_file("mash.jsonl"), r.section_sha256("cuts"), str(r.seed))
+
+        def work(resume: bool) -> None:
+            sizes = cuts.write_cuts(read_jsonl(self.dir / "mash.jsonl"), r.cuts, self.dir, r.seed)
+            self.console.print("[bold]Cuts[/bold]: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+        self._stage("cuts", inputs, [self.dir / "cuts" / f"{c}.jsonl" for c in cuts.CUT_NAMES], work)
+
+    def _texts(self, examples: list[dict]) -> list[tuple[str, str]]:
+        return [(render_prompt(ex["utterance"], [self.tools_by_name[n] for n in ex["tools"]]),
+                 render_completion(ex["calls"], self.tools_by_name)) for ex in examples]
+
+    def stage_tokenizer(self) -> None:
+        r = self.recipe
+        inputs = _sha(self._hash_file("cuts/hearts.jsonl"), str(r.student.vocab_size))
+
+        def work(resume: bool) -> None:
+            texts = [p + c for p, c in self._texts(read_jsonl(self.dir / "cuts" / "hearts.jsonl"))]
+            tok = tokenizer.train_tokenizer(texts, r.student.vocab_size)
+            (self.dir / "tokenizer.json").write_text(tok.to_str())
+            self.console.print(f"[bold]Tokenizer[/bold]: byte-level BPE, {tok.get_vocab_size()} tokens")
+
+        self._stage("tokenizer", inputs, [self.dir / "tokenizer.json"], work)
+
+    def _model_config(self) -> dict:
+        tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
+        ids = {"bos": tok.token_to_id(TOOLS), "eos": tok.token_to_id(END), "pad": tok.token_to_id(PAD)}
+        return model_config(self.recipe.student, tok.get_vocab_size(), ids)
+
+    def stage_still(self) -> None:
+        r = self.recipe
+        inputs = _sha(self._hash_file("cuts/hearts.jsonl"), self._hash_file("tokenizer.json"),
+                      r.section_sha256("student"), r.section_sha256("still"), str(r.seed))
+        still_dir = self.dir / "still"
+
+        def work(resume: bool) -> None:
+            tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
+            pairs, dropped = [], 0
+            for prompt, completion in self._texts(read_jsonl(self.dir / "cuts" / "hearts.jsonl")):
+                p, c = tok.encode(prompt).ids, tok.encode(completion).ids
+                if len(p) + len(c) > r.student.max_seq_len:
+                    dropped += 1
+                    continue
+                pairs.append((p, c))
+            if dropped:
+                self.console.print(f"[yellow]Still: {dropped} hearts longer than student.max_seq_len "
+                                   f"({r.student.max_seq_len} tokens) were left out[/yellow]")
+            config = self._model_config()
+            model = build_model(config, seed=r.seed)
+            n_tokens = sum(len(p) + len(c) for p, c in pairs)
+            self.console.print(f"[bold]Still[/bold]: {count_params(model) / 1e6:.2f}M params, {len(pairs)} "
+                               f"hearts ({n_tokens} tokens) x {r.still.epochs} epochs")
+            result = still.run_still(model, pairs, r.still, still_dir, pad=tok.token_to_id(PAD), seed=r.seed,
+                                     log=self.console.print)
+            (still_dir / "result.json").write_text(json.dumps(
+                {"steps": result.steps, "epochs": result.epochs, "train_seconds": result.train_seconds,
+                 "loss_curve": result.loss_curve, "params": count_params(model)}))
+
+        self._stage("still", inputs, [still_dir / "result.json"], work, clear=[still_dir])
+
+    def _trained_model(self):
+        model = build_model(self._model_config())
+        ckpt = still._last_checkpoint(self.dir / "still")
+        load_model(model, str(ckpt / "model.safetensors"))
+        model.eval()
+        return model
+
+    def stage_tasting(self) -> None:
+        r = self.recipe
+        inputs = _sha(self._hash_file("still/result.json"), self._hash_file("cuts/heads.jsonl"),
+                      r.section_sha256("tasting"))
+
+        def work(resume: bool) -> None:
+            torch.set_num_threads(r.still.threads or torch.get_num_threads())
+            tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
+            caller = ToolCaller(self._trained_model(), tok, max_new_tokens=r.student.max_seq_len)
+            heads = read_jsonl(self.dir / "cuts" / "heads.jsonl")
+            found = tasting.taste(caller, heads, self.catalog, samples=r.tasting.samples, held_out=r.tasting.held_out)
+            result = json.loads((self.dir / "still" / "result.json").read_text())
+            notes = {"name": r.name, "version": r.version, "task": r.task, **found,
+                     "params": result["params"], "train_seconds": result["train_seconds"],
+                     "loss_curve": result["loss_curve"], "grammar": False,
+                     "recipe_sha256": r.sha256()}
+            out = self.dir / "tasting"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "notes.json").write_text(json.dumps(notes, indent=2, ensure_ascii=False))
+            write_report(notes, out)
+            m = notes["metrics"]
+            self.console.print(
+                f"[bold]Tasting[/bold] on {notes['n_eval']} heads: proof {notes['proof'] * 100:.0f}°  "
+                f"tool_name {m['tool_name_accuracy']:.3f}  arg_key_f1 {m['arg_key_f1']:.3f}  "
+                f"exact_call {m['exact_call_accuracy']:.3f}  valid {m['valid_call_rate']:.3f}  "
+                f"p50 {notes['latency_ms']['p50']:.1f} ms")
+
+        self._stage("tasting", inputs, [self.dir / "tasting" / "notes.json"], work)
+
+    def spirit_path(self) -> Path:
+        return self.dir / f"{self.recipe.name}.spirit"
+
+    def stage_spirit(self) -> None:
+        r = self.recipe
+        inputs = _sha(self._hash_file("tasting/notes.json"), r.sha256())
+
+        def work(resume: bool) -> None:
+            notes = json.loads((self.dir / "tasting" / "notes.json").read_text())
+            headline = {k: notes[k] for k in ("proof", "metrics", "n_eval", "latency_ms", "params", "train_seconds")}
+            lineage = {"parent": None, "mash_sha256": self._hash_file("mash.jsonl"), "recipe_sha256": r.sha256()}
+            write_spirit(self.spirit_path(), self._trained_model(), model_config=self._model_config(),
+                         tokenizer_json=(self.dir / "tokenizer.json").read_text(), recipe_yaml=r.resolved_yaml(),
+                         task=r.task, tools=self.catalog, tasting=headline, lineage=lineage)
+            size = self.spirit_path().stat().st_size / 1e6
+            self.console.print(f"[bold]Spirit[/bold]: {self.spirit_path()} ({size:.1f} MB)")
+
+        self._stage("spirit", inputs, [self.spirit_path()], work)
+
+
+def make_teacher(recipe: Recipe):
+    provider = recipe.teacher.provider
+    if provider == "offline":
+        return OfflineTeacher(recipe.catalog, seed=recipe.seed, no_call_ratio=recipe.mash.no_call_ratio,
+                              parallel_ratio=recipe.mash.parallel_ratio)
+    raise TeacherError(f"teacher.provider `{provider}` is not available in this version of distillery. "
+                       "Fix: use `provider: offline`.")

@@ -1,0 +1,497 @@
+"""The Recipe: one YAML file that fully defines a distillation run.
+
+`load_recipe` reads and validates it, fills in every default and loads the tool catalog.
+Every problem in the file is reported at once, in one `RecipeError` whose message names
+the file, then one line per problem: the dotted field path, what is wrong and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from distillery.errors import CatalogError, RecipeError
+from distillery.tasks.tool_calling.schema import Tool
+
+SUPPORTED_TASKS = ("tool_calling",)
+PLANNED_TASKS = ("routing", "span_extraction", "text_to_sql", "generation")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_NUMBERS = (int, float, int | None, float | None)
+_SECTIONS = ("teacher", "mash", "student", "cuts", "still", "tasting", "bottling")
+
+
+def _check(problems: list[tuple[str, str]]) -> None:
+    """Raise a validator's (field, message) problems together; the field (relative to the
+    model) lets the report point at the exact key, which pydantic's location cannot."""
+    if problems:
+        text = "; ".join(message for _, message in problems)
+        raise PydanticCustomError("recipe_checks", "{text}", {"text": text, "problems": problems})
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML reads `yes`/`true` as a boolean, which pydantic would quietly turn into 1.
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in _NUMBERS:
+            raise PydanticCustomError("bool_number", "a boolean is not a number")
+        return value
+
+
+class TeacherConfig(Section):
+    """The large model that writes the Mash."""
+
+    provider: Literal["offline", "openai", "anthropic", "gemini", "replay"] = Field(
+        "offline", description="Who answers: offline (no network), openai, anthropic, gemini or replay.")
+    model: str | None = Field(None, description="The teacher model id; None = the provider's default.")
+    base_url: str | None = Field(None, description="Endpoint of an OpenAI-compatible server.")
+    temperature: float = Field(0.9, ge=0, le=2, description="Sampling temperature; high gives variety.")
+    max_tokens: int = Field(4096, gt=0, description="Most tokens one teacher answer may use.")
+    concurrency: int = Field(4, ge=1, description="Teacher requests in flight at once.")
+    budget_usd: float | None = Field(None, gt=0, description="Stop before spending more than this.")
+    traces: str | None = Field(None, description="Traces file for the replay provider, relative to the recipe.")
+
+    @model_validator(mode="after")
+    def _replay_needs_traces(self) -> TeacherConfig:
+        if self.provider == "replay" and not self.traces:
+            _check([("traces", "missing; the replay provider reads its answers from a traces file. "
+                               "Fix: add e.g. `traces: traces.jsonl`.")])
+        return self
+
+
+class ToolsPerCall(Section):
+    """How many catalog tools are shown in one teacher request."""
+
+    min: int = Field(3, ge=1, description="Fewest tools shown per request.")
+    max: int = Field(6, ge=1, description="Most tools shown per request.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ToolsPerCall:
+        if self.max < self.min:
+            _check([("max", f"{self.max} is less than min ({self.min}). "
+                            f"Fix: set `max` to at least {self.min}.")])
+        return self
+
+
+class MashConfig(Section):
+    """The synthetic training corpus the teacher writes."""
+
+    total_examples: int = Field(1000, ge=10, description="Accepted examples to collect.")
+    examples_per_call: int = Field(10, ge=1, description="Examples asked for in one teacher request.")
+    tools_per_call: ToolsPerCall = Field(default_factory=ToolsPerCall, description="Tools shown per request.")
+    no_call_ratio: float = Field(0.1, ge=0, le=0.9, description="Share of requests that need no tool.")
+    parallel_ratio: float = Field(0.0, ge=0, le=1, description="Share of requests that need 2+ calls.")
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> MashConfig:
+        total = self.no_call_ratio + self.parallel_ratio
+        if total > 1 + 1e-6:
+            _check([("parallel_ratio", f"no_call_ratio + parallel_ratio = {total:g}, more than all requests. "
+                                       "Fix: lower one so they add up to at most 1.")])
+        return self
+
+
+class StudentConfig(Section):
+    """The small model being trained (a Llama-architecture decoder)."""
+
+    kind: Literal["tiny", "lora"] = Field("tiny", description="tiny: random init; lora: adapters on a base.")
+    base: str | None = Field(None, description="lora base: local HF folder or GGUF path; None = the default.")
+    d_model: int = Field(256, ge=8, description="Hidden size.")
+    n_layers: int = Field(4, ge=1, description="Transformer blocks.")
+    n_heads: int = Field(4, ge=1, description="Attention (query) heads.")
+    n_kv_heads: int = Field(2, ge=1, description="Key/value heads (grouped-query attention).")
+    d_ff: int = Field(768, ge=1, description="Hidden size of the SwiGLU feed-forward block.")
+    max_seq_len: int = Field(512, ge=16, description="Longest sequence in tokens (prompt + answer).")
+    vocab_size: int = Field(4096, ge=512, description="Size of the BPE vocabulary trained on the Mash.")
+
+    @model_validator(mode="after")
+    def _shapes_fit(self) -> StudentConfig:
+        problems = []
+        if self.kind == "tiny" and self.base:
+            problems.append(("base", "only a lora student has a base. Fix: remove `base` or set `kind: lora`."))
+        if self.d_model % self.n_heads:
+            problems.append(("n_heads", f"d_model ({self.d_model}) is not divisible by n_heads ({self.n_heads}). "
+                                        "Fix: pick n_heads that divides d_model, e.g. `n_heads: 4`."))
+        elif (self.d_model // self.n_heads) % 2:
+            # RoPE rotates pairs of dimensions, so each head needs an even width.
+            problems.append(("n_heads", f"head width d_model / n_heads = {self.d_model // self.n_heads} is odd; "
+                                        "RoPE needs it even. Fix: change d_model or n_heads."))
+        if self.n_heads % self.n_kv_heads:
+            problems.append(("n_kv_heads", f"n_heads ({self.n_heads}) is not divisible by n_kv_heads "
+                                           f"({self.n_kv_heads}). Fix: pick a divisor, e.g. `n_kv_heads: 1`."))
+        _check(problems)
+        return self
+
+
+class CutsConfig(Section):
+    """How the Mash is split: hearts train, heads are held out for Tasting, tails are set aside."""
+
+    hearts: float = Field(0.9, gt=0, le=1, description="Share of the Mash used for training.")
+    heads: float = Field(0.1, gt=0, le=1, description="Share held out for Tasting.")
+    tails: float = Field(0.0, ge=0, le=1, description="Share set aside (neither trained on nor tasted).")
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> CutsConfig:
+        total = self.hearts + self.heads + self.tails
+        if abs(total - 1) > 1e-6:
+            _check([("", f"hearts + heads + tails = {total:g}; they must add up to 1. "
+                         "Fix: e.g. `cuts: {hearts: 0.9, heads: 0.1, tails: 0.0}`.")])
+        return self
+
+
+class StillConfig(Section):
+    """The training loop."""
+
+    epochs: int = Field(8, ge=1, description="Passes over the hearts.")
+    batch_size: int = Field(16, ge=1, description="Examples per optimizer step.")
+    lr: float = Field(3.0e-3, gt=0, le=1, description="Peak learning rate.")
+    warmup_ratio: float = Field(0.05, ge=0, le=0.5, description="Share of steps spent warming up the lr.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Floor of the cosine decay, as a share of lr.")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay.")
+    grad_clip: float = Field(1.0, gt=0, description="Clip the gradient norm to this.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's choice.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Matmul precision: bf16 autocast where the CPU has bf16 instructions (auto), or fp32.")
+
+
+class TastingConfig(Section):
+    """The held-out evaluation that writes the Tasting Notes."""
+
+    held_out: int | None = Field(None, ge=1, description="Evaluate at most this many heads; None = all.")
+    samples: int = Field(10, ge=8, description="Held-out cases shown in the notes.")
+
+
+class BottlingConfig(Section):
+    """Extra formats the Spirit is exported to."""
+
+    formats: list[Literal["hf", "onnx", "gguf", "pt", "web"]] = Field(
+        default_factory=list, description="Formats to bottle: hf, onnx, gguf, pt, web.")
+    quantize: Literal["f16", "int8", "q8_0", "q4_0"] | None = Field(None, description="Weight quantization.")
+
+
+class Recipe(Section):
+    """A whole distillation run. Build it with `load_recipe` or `recipe_from_dict`."""
+
+    name: str = Field(description="Run name: a lowercase slug such as `needle`.")
+    version: int = Field(1, ge=1, description="Recipe version; runs go to runs/<name>-v<version>.")
+    task: str = Field("tool_calling", description="The task to distill: " + ", ".join(SUPPORTED_TASKS) + ".")
+    seed: int = Field(0, ge=0, description="Seed for every random choice of the run.")
+    tools: list[dict[str, Any]] | str | None = Field(
+        None, validate_default=True,
+        description="Tool catalog: an inline list of tool definitions or a file relative to the recipe.")
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig, description=TeacherConfig.__doc__)
+    mash: MashConfig = Field(default_factory=MashConfig, description=MashConfig.__doc__)
+    student: StudentConfig = Field(default_factory=StudentConfig, description=StudentConfig.__doc__)
+    cuts: CutsConfig = Field(default_factory=CutsConfig, description=CutsConfig.__doc__)
+    still: StillConfig = Field(default_factory=StillConfig, description=StillConfig.__doc__)
+    tasting: TastingConfig = Field(default_factory=TastingConfig, description=TastingConfig.__doc__)
+    bottling: BottlingConfig = Field(default_factory=BottlingConfig, description=BottlingConfig.__doc__)
+
+    _catalog: list[Tool] = PrivateAttr(default_factory=list)
+    _source: Path | None = PrivateAttr(None)
+    _base_dir: Path | None = PrivateAttr(None)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not NAME_PATTERN.fullmatch(name):
+            slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "needle"
+            _check([("", f"{_show(name)} is not a valid name; use lowercase letters, digits, '.', '_' "
+                         f"or '-'. Fix: e.g. `name: {slug}`.")])
+        return name
+
+    @field_validator("task")
+    @classmethod
+    def _supported(cls, task: str) -> str:
+        if task not in SUPPORTED_TASKS:
+            why = "is not supported yet" if task in PLANNED_TASKS else "is not a task"
+            _check([("", f"{_show(task)} {why}; supported: {', '.join(SUPPORTED_TASKS)}. "
+                         f"Fix: set `task: {SUPPORTED_TASKS[0]}`.")])
+        return task
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _catalog_spec(cls, tools: Any, info: ValidationInfo) -> Any:
+        if tools is None or tools == "" or tools == []:
+            if info.data.get("task") == "tool_calling":
+                _check([("", "missing; a tool_calling recipe needs a tool catalog. "
+                             "Fix: add e.g. `tools: tools.json` (OpenAI tools format) or an inline list.")])
+            return None
+        if isinstance(tools, list) and all(isinstance(tool, dict) for tool in tools):
+            return tools
+        if isinstance(tools, str):
+            return tools
+        _check([("", f"{_show(tools)} is not a tool catalog. Fix: a file path such as `tools: tools.json`, "
+                     "or a list of tool definitions.")])
+
+    @property
+    def catalog(self) -> list[Tool]:
+        """The tools, loaded from `tools` when the recipe was built."""
+        return self._catalog
+
+    @property
+    def source(self) -> Path | None:
+        """The recipe file, or None for a recipe built in memory."""
+        return self._source
+
+    @property
+    def traces_path(self) -> Path | None:
+        """`teacher.traces` resolved against the recipe's folder."""
+        traces = self.teacher.traces
+        return None if traces is None else (self._base_dir or Path.cwd()) / Path(traces).expanduser()
+
+    def resolved_yaml(self) -> str:
+        """The whole recipe with every default filled in (tools as written), in a fixed key order."""
+        return _dump(self.model_dump(mode="json"))
+
+    def sha256(self) -> str:
+        """Hash of `resolved_yaml()`: the identity of the recipe, recorded in every artifact."""
+        return hashlib.sha256(self.resolved_yaml().encode()).hexdigest()
+
+    def section_sha256(self, name: str) -> str:
+        """Hash of one top-level section, so the pipeline redoes only the stages it feeds.
+
+        For `tools` it hashes the loaded catalog, so editing the tools file counts as a change.
+        """
+        if name not in type(self).model_fields:
+            raise ValueError(f"unknown recipe section {name!r}; known: {', '.join(type(self).model_fields)}")
+        if name == "tools" and self._catalog:
+            text = json.dumps([tool.to_openai() for tool in self._catalog], sort_keys=True)
+        else:
+            text = _dump({name: self.model_dump(mode="json", include={name})[name]})
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def run_dir(self, root: str | Path = "runs") -> Path:
+        """Where this recipe's run lives: `<root>/<name>-v<version>`."""
+        return Path(root) / f"{self.name}-v{self.version}"
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read, validate and complete a Recipe file; raise one `RecipeError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        message = f"recipe file not found (looked at {path.resolve()}). Fix: check the path."
+        raise RecipeError(f"{path}: {message}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        message = f"cannot read the recipe ({err}). Fix: pass a readable UTF-8 YAML file."
+        raise RecipeError(f"{path}: {message}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(err, "problem", None) or str(err)
+        fix = "keep only one of them" if isinstance(err, _DuplicateKey) else \
+            "correct the YAML there (indent with spaces, `key: value`, quote text containing ':')"
+        raise RecipeError(f"{path}: not valid YAML{where}: {what}. Fix: {fix}.") from None
+    if data is None:
+        raise RecipeError(f"{path}: the recipe is empty. Fix: add at least `name:` and `tools:`.")
+    return recipe_from_dict(data, source=path)
+
+
+def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | None = None) -> Recipe:
+    """Validate an in-memory recipe and load its catalog; relative paths resolve against
+    `base_dir` (default: the source's folder, else the working directory)."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source or 'recipe'}: a recipe must be a mapping of `key: value` lines, "
+                          f"not a {type(data).__name__}. Fix: start with e.g. `name: needle`.")
+    # `still:` with every line commented out reads as null; take it as "all defaults".
+    data = {key: {} if value is None and key in _SECTIONS else value for key, value in data.items()}
+    if base_dir is None:
+        base_dir = source.resolve().parent if source is not None else Path.cwd()
+    problems: list[tuple[str, str]] = []
+    recipe = None
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as err:
+        for error in err.errors():
+            problems.extend(_explain(error))
+    bad = {path.split(".")[0].split("[")[0] for path, _ in problems}
+    teacher = data.get("teacher") if isinstance(data.get("teacher"), dict) else {}
+    catalog: list[Tool] = []
+    if "tools" not in bad and data.get("tools"):
+        catalog = _load_tools(data["tools"], base_dir, problems)
+    if "teacher" not in bad and isinstance(teacher.get("traces"), str):
+        _file_exists("teacher.traces", teacher["traces"], base_dir, problems)
+    if problems:
+        raise RecipeError(_report(source, problems))
+    recipe._catalog, recipe._source, recipe._base_dir = catalog, source, base_dir
+    return recipe
+
+
+def _load_catalog(spec: list | str | Path, base_dir: Path) -> list[Tool]:
+    # Imported here so that this module loads (and tests can swap it) without the catalog code.
+    from distillery.tasks.tool_calling.catalog import load_catalog
+
+    return load_catalog(spec, base_dir)
+
+
+def _load_tools(spec: list | str, base_dir: Path, problems: list[tuple[str, str]]) -> list[Tool]:
+    if isinstance(spec, str) and not _file_exists("tools", spec, base_dir, problems):
+        return []
+    try:
+        catalog = list(_load_catalog(spec, base_dir))
+    except CatalogError as err:
+        problems.append(("tools", str(err).replace("\n", "\n    ")))
+        return []
+    if not catalog:
+        problems.append(("tools", "the catalog has no tools. Fix: define at least one function."))
+    return catalog
+
+
+def _file_exists(field: str, spec: str, base_dir: Path, problems: list[tuple[str, str]]) -> bool:
+    path = base_dir / Path(spec).expanduser()
+    if not path.is_file():
+        problems.append((field, f"file not found: {path}. Fix: check the path (relative to the recipe's folder)."))
+    return path.is_file()
+
+
+# --- turning pydantic's errors into one line per problem -------------------------------------
+
+_TYPE_WORDS = {
+    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "bool_number": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "text", "list_type": "a list",
+    "dict_type": "a mapping of `key: value` lines",
+}
+# Fix examples for fields whose default is missing or null.
+_EXAMPLES = {
+    "name": "needle", "tools": "tools.json", "teacher.model": "gpt-4o-mini", "teacher.base_url":
+    "http://localhost:8000/v1", "teacher.budget_usd": "5.0", "teacher.traces": "traces.jsonl",
+    "student.base": "./SmolLM2-135M-Instruct", "still.threads": "4", "tasting.held_out": "100",
+    "bottling.quantize": "int8", "bottling.formats": "[onnx, gguf]",
+}
+
+
+def _explain(error: dict) -> list[tuple[str, str]]:
+    """One pydantic error as (dotted path, message) problems."""
+    loc, kind, value, ctx = error["loc"], error["type"], error.get("input"), error.get("ctx") or {}
+    path = _path(loc)
+    if kind == "recipe_checks":
+        return [(_path((*loc, field)) if field else path, message) for field, message in ctx["problems"]]
+    if kind == "extra_forbidden":
+        allowed = list(_model_at(loc[:-1]).model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        hint = f"Did you mean `{close[0]}`?" if close else f"Allowed keys here: {', '.join(allowed)}."
+        return [(path, f"unknown key. {hint}")]
+    if kind == "missing":
+        return [(path, f"missing. Fix: add e.g. `{loc[-1]}: {_example(loc)}`.")]
+    if kind == "literal_error":
+        options = _literal_options(_field_at(loc).annotation)
+        close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        return [(path, f"{_show(value)} is not one of: {', '.join(options)}.{hint}")]
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return [(path, f"{_show(value)} is not allowed; it must be {_range(_field_at(loc))}. "
+                       f"Fix: set e.g. `{_key(loc)}: {_example(loc)}`.")]
+    if kind in ("model_type", "model_attributes_type"):
+        return [(path, f"{_show(value)} is not a mapping. Fix: write `key: value` lines indented under "
+                       f"`{_key(loc)}:`, or remove it to use the defaults.")]
+    if kind in _TYPE_WORDS:
+        fix = f"Fix: set e.g. `{_key(loc)}: {_example(loc)}`."
+        return [(path, f"{_show(value)} is not {_TYPE_WORDS[kind]}. {fix}")]
+    return [(path, f"{_show(value)}: {error['msg']}.")]
+
+
+def _path(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(recipe)"
+
+
+def _key(loc: tuple) -> str:
+    return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _model_at(loc: tuple) -> type[BaseModel]:
+    """The model class that holds the keys found at `loc`."""
+    model: type[BaseModel] = Recipe
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        model = field.annotation if field is not None and _is_section(field.annotation) else model
+    return model
+
+
+def _field_at(loc: tuple):
+    """The FieldInfo of the key at `loc` (list indexes skipped), or None."""
+    keys = [part for part in loc if isinstance(part, str)]
+    return _model_at(tuple(keys[:-1])).model_fields.get(keys[-1]) if keys else None
+
+
+def _literal_options(annotation: Any) -> list[str]:
+    if get_origin(annotation) is Literal:
+        return [str(option) for option in get_args(annotation)]
+    return [option for arg in get_args(annotation) for option in _literal_options(arg)]
+
+
+def _range(field) -> str:
+    """The allowed range of a numeric field in words: "at least 1", "between 0 and 2"."""
+    rules = {type(rule).__name__: getattr(rule, type(rule).__name__.lower(), None) for rule in field.metadata}
+    if "Ge" in rules and "Le" in rules:
+        return f"between {rules['Ge']} and {rules['Le']}"
+    words = {"Ge": "at least", "Gt": "greater than", "Le": "at most", "Lt": "less than"}
+    return " and ".join(f"{words[name]} {rules[name]}" for name in words if name in rules) or "in range"
+
+
+def _example(loc: tuple) -> str:
+    keys = tuple(part for part in loc if isinstance(part, str))
+    dotted = ".".join(keys)
+    if dotted in _EXAMPLES:
+        return _EXAMPLES[dotted]
+    field = _field_at(keys)
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    return _show(default) if default is not None else "..."
+
+
+def _show(value: Any) -> str:
+    """A value as the user would have written it in YAML."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _report(source: Path | None, problems: list[tuple[str, str]]) -> str:
+    lines = sorted(dict.fromkeys(f"{path}: {message}" for path, message in problems))
+    noun = "problem" if len(lines) == 1 else "problems"
+    return f"{source or 'recipe'} has {len(lines)} {noun}:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load, except that a key written twice is an error instead of silently losing the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):
+                continue  # unhashable keys: the base loader reports them
+            if key in seen and key != "<<":
+                raise _DuplicateKey(
+                    None, None, f"`{key}` is written twice (first on line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)

@@ -1,0 +1,99 @@
+"""The Spirit: one safetensors file that holds everything needed to run the student.
+
+Tensors are the weights; the safetensors `__metadata__` carries JSON strings: `format`,
+`model_config`, `tokenizer` (tokenizer.json text), `recipe` (resolved YAML), `task`,
+`tools` (the catalog in OpenAI format, so `predict` needs no other file), `tasting`
+(headline numbers) and `lineage`. No pickle anywhere: opening a Spirit runs no code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model, save_model
+from tokenizers import Tokenizer
+
+from distillery.errors import SpiritError
+from distillery.students.tiny import build_model
+from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.tasks.tool_calling.schema import Tool
+
+FORMAT = "distillery.spirit/1"
+_JSON_KEYS = ("model_config", "tasting", "lineage", "tools")
+
+
+@dataclass
+class Spirit:
+    path: Path
+    model: object  # LlamaForCausalLM, in eval mode
+    tokenizer: Tokenizer
+    metadata: dict  # JSON fields parsed, text fields as text
+    tools: list[Tool]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, recipe_yaml: str, task: str,
+                 tools: list[Tool], tasting: dict, lineage: dict) -> None:
+    metadata = {
+        "format": FORMAT,
+        "model_config": json.dumps(model_config, sort_keys=True),
+        "tokenizer": tokenizer_json,
+        "recipe": recipe_yaml,
+        "task": task,
+        "tools": json.dumps([t.to_openai() for t in tools], ensure_ascii=False),
+        "tasting": json.dumps(tasting, sort_keys=True),
+        "lineage": json.dumps(lineage, sort_keys=True),
+    }
+    tmp = path.with_suffix(".spirit.tmp")
+    save_model(model, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_metadata(path: Path) -> dict:
+    """The Spirit's metadata, JSON fields parsed; raises SpiritError for anything that is not a Spirit."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpiritError(f"{path}: no such Spirit file. Fix: give the path of a `.spirit` file "
+                          "(`distillery distill` writes one under runs/<name>-v<version>/).")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SpiritError(f"{path}: not a readable safetensors file ({exc}). Fix: re-run `distillery distill`.")
+    if raw.get("format") != FORMAT:
+        raise SpiritError(f"{path}: not a distillery Spirit (format is {raw.get('format')!r}, "
+                          f"expected {FORMAT!r}).")
+    meta = dict(raw)
+    for key in _JSON_KEYS:
+        try:
+            meta[key] = json.loads(raw[key])
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise SpiritError(f"{path}: its `{key}` metadata is missing or damaged ({exc}).")
+    return meta
+
+
+def load_spirit(path: Path) -> Spirit:
+    """The student, its tokenizer and its catalog, from nothing but the Spirit file."""
+    path = Path(path)
+    meta = read_metadata(path)
+    model = build_model(meta["model_config"])
+    try:
+        load_model(model, str(path))
+    except (SafetensorError, RuntimeError) as exc:
+        raise SpiritError(f"{path}: its weights do not match its model_config ({exc}).")
+    model.eval()
+    tokenizer = Tokenizer.from_str(meta["tokenizer"])
+    tools = parse_tools(meta["tools"], where=f"{path} (tools metadata)")
+    return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, tools=tools)

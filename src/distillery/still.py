@@ -1,0 +1,173 @@
+"""The Still: train the student on the hearts.
+
+AdamW with linear warmup and a cosine decay, gradient clipping, loss on the completion
+only. A checkpoint is written after every epoch (weights, optimizer, position), so a killed
+Still resumes from its last finished epoch instead of starting over.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors.torch import load_model, save_model
+
+IGNORE = -100  # label value the loss skips (prompt and padding tokens)
+
+
+@dataclass
+class StillResult:
+    steps: int
+    epochs: int
+    train_seconds: float
+    loss_curve: list[dict] = field(default_factory=list)
+
+
+def lr_at(step: int, total: int, lr: float, warmup_ratio: float, min_lr_ratio: float) -> float:
+    """Linear warmup to `lr`, then cosine decay to `lr * min_lr_ratio` at the last step."""
+    warmup = max(1, int(total * warmup_ratio))
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    floor = lr * min_lr_ratio
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def use_bf16(precision: str) -> bool:
+    """bf16 autocast roughly doubles CPU training speed, but only where the CPU has bf16 instructions."""
+    if precision != "auto":
+        return precision == "bf16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def make_batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, seed: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (less padding), in a seeded random order."""
+    rng = random.Random(seed)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    # Sort within windows of 50 batches: similar lengths together, yet a fresh mix each epoch.
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(pairs: list[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
+    """Right-padded input ids, attention mask, and labels that cover only the completion."""
+    width = max(len(p) + len(c) for p, c in pairs)
+    ids = torch.full((len(pairs), width), pad, dtype=torch.long)
+    labels = torch.full((len(pairs), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(pairs), width), dtype=torch.long)
+    for row, (prompt, completion) in enumerate(pairs):
+        seq = prompt + completion
+        ids[row, :len(seq)] = torch.tensor(seq)
+        labels[row, len(prompt):len(seq)] = torch.tensor(completion)
+        mask[row, :len(seq)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _last_checkpoint(still_dir: Path) -> Path | None:
+    # state.json is written last, so its presence means the checkpoint is whole.
+    done = sorted(still_dir.glob("epoch-*/state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    return done[-1].parent if done else None
+
+
+def _save_checkpoint(still_dir: Path, epoch: int, step: int, model, optimizer, curve: list[dict],
+                     seconds: float) -> None:
+    ckpt = still_dir / f"epoch-{epoch}"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(ckpt / "model.safetensors"))
+    torch.save(optimizer.state_dict(), ckpt / "optimizer.pt")
+    state = {"epoch": epoch, "step": step, "loss_curve": curve, "train_seconds": seconds}
+    tmp = ckpt / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, ckpt / "state.json")
+    # Only the last checkpoint is needed to resume; older ones are dead weight.
+    for old in still_dir.glob("epoch-*"):
+        if old != ckpt and old.is_dir():
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+
+
+def run_still(model, pairs: list[tuple[list[int], list[int]]], still_cfg, still_dir: Path, *, pad: int,
+              seed: int, log=print) -> StillResult:
+    """Train `model` in place on (prompt ids, completion ids) pairs; resume if `still_dir` has a checkpoint."""
+    still_dir.mkdir(parents=True, exist_ok=True)
+    if still_cfg.threads:
+        torch.set_num_threads(still_cfg.threads)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": still_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=still_cfg.lr, betas=(0.9, 0.95),
+    )
+    steps_per_epoch = math.ceil(len(pairs) / still_cfg.batch_size)
+    total_steps = steps_per_epoch * still_cfg.epochs
+    start_epoch, step, curve, spent = 0, 0, [], 0.0
+
+    ckpt = _last_checkpoint(still_dir)
+    if ckpt is not None:
+        state = json.loads((ckpt / "state.json").read_text())
+        load_model(model, str(ckpt / "model.safetensors"))
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+        start_epoch, step, curve, spent = state["epoch"], state["step"], state["loss_curve"], state["train_seconds"]
+        log(f"Resuming the Still after epoch {start_epoch} (step {step}).")
+
+    metrics_path = still_dir / "metrics.csv"
+    new_file = not metrics_path.exists() or start_epoch == 0
+    metrics = metrics_path.open("w" if new_file else "a", newline="")
+    writer = csv.writer(metrics)
+    if new_file:
+        writer.writerow(["step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s"])
+
+    bf16 = use_bf16(still_cfg.precision)
+    model.train()
+    columns = [TextColumn("[bold]Still[/bold] epoch {task.fields[epoch]}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total} steps"), TextColumn("loss {task.fields[loss]}"),
+               TextColumn("{task.fields[tps]} tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, transient=False) as progress:
+        bar = progress.add_task("still", total=total_steps, completed=step, epoch=start_epoch + 1, loss="-", tps="-")
+        for epoch in range(start_epoch, still_cfg.epochs):
+            t_epoch = time.perf_counter()
+            for batch_idx in make_batches(pairs, still_cfg.batch_size, seed=seed * 1000 + epoch):
+                t0 = time.perf_counter()
+                batch = collate([pairs[i] for i in batch_idx], pad)
+                lr = lr_at(step, total_steps, still_cfg.lr, still_cfg.warmup_ratio, still_cfg.min_lr_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                # Autocast keeps fp32 master weights; only the matmuls run in bf16.
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    loss = model(**batch).loss
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), still_cfg.grad_clip).item()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens = int(batch["attention_mask"].sum())
+                tps = tokens / max(1e-9, time.perf_counter() - t0)
+                step += 1
+                writer.writerow([step, epoch + 1, f"{loss.item():.5f}", f"{lr:.3e}", f"{grad_norm:.4f}", f"{tps:.0f}"])
+                if step % 5 == 0 or step == total_steps:
+                    curve.append({"step": step, "epoch": epoch + 1, "loss": round(loss.item(), 5)})
+                progress.update(bar, advance=1, epoch=epoch + 1, loss=f"{loss.item():.3f}", tps=f"{tps:.0f}")
+            metrics.flush()
+            spent += time.perf_counter() - t_epoch
+            _save_checkpoint(still_dir, epoch + 1, step, model, optimizer, curve, spent)
+    metrics.close()
+    model.eval()
+    return StillResult(steps=step, epochs=still_cfg.epochs, train_seconds=round(spent, 2), loss_curve=curve)

@@ -1,0 +1,1 @@
+"""Students: build the model and tokenizer that the Still trains."""

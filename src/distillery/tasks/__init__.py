@@ -1,0 +1,1 @@
+"""One package per task kind: its prompts, validation, rendering, parsing and metrics."""

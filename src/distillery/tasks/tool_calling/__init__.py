@@ -1,0 +1,1 @@
+"""The tool-calling task: catalog, prompt, validation and metrics."""

@@ -1,0 +1,78 @@
+"""How a tool-calling example is written as text for the student, and read back.
+
+prompt     = <|tools|> one compact signature per offered tool <|user|> utterance <|call|>
+completion = the calls as compact JSON, arguments in schema order, then <|end|>
+
+Signatures are compact on purpose: every prompt token costs training and decoding time, and
+the tool and argument names carry most of the meaning. The offered tools are written in the
+example's order (the Mash shuffles them, so position never gives the answer away).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from distillery.tasks.tool_calling.schema import Param, Tool
+
+TOOLS, USER, CALL, END, PAD = "<|tools|>", "<|user|>", "<|call|>", "<|end|>", "<|pad|>"
+SPECIAL_TOKENS = [PAD, TOOLS, USER, CALL, END]
+
+_SHORT_TYPES = {"string": "str", "integer": "int", "number": "num", "boolean": "bool",
+                "array": "list", "object": "obj", "any": "any"}
+
+
+def render_param(param: Param) -> str:
+    optional = "" if param.required else "?"
+    if param.enum is not None:
+        kind = "enum[" + "|".join(str(v) for v in param.enum) + "]"
+    elif param.type == "array" and param.items and param.items != "any":
+        kind = f"list[{_SHORT_TYPES.get(param.items, param.items)}]"
+    else:
+        kind = _SHORT_TYPES.get(param.type, param.type)
+    return f"{param.name}{optional}:{kind}"
+
+
+def render_tool(tool: Tool) -> str:
+    return f"{tool.name}(" + ",".join(render_param(p) for p in tool.params) + ")"
+
+
+def render_prompt(utterance: str, tools: list[Tool]) -> str:
+    signatures = "\n".join(render_tool(t) for t in tools)
+    return f"{TOOLS}{signatures}{USER}{utterance.strip()}{CALL}"
+
+
+def _ordered_arguments(arguments: dict[str, Any], tool: Tool | None) -> dict[str, Any]:
+    # Schema order makes the target deterministic: the student never has to guess an order.
+    if tool is None:
+        return dict(arguments)
+    order = {p.name: i for i, p in enumerate(tool.params)}
+    return dict(sorted(arguments.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def render_completion(calls: list[dict], tools_by_name: dict[str, Tool]) -> str:
+    body = [
+        {"name": c["name"], "arguments": _ordered_arguments(c.get("arguments", {}), tools_by_name.get(c["name"]))}
+        for c in calls
+    ]
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")) + END
+
+
+def parse_completion(text: str) -> list[dict] | None:
+    """The calls in a generated completion, or None when it is not a list of calls."""
+    text = text.split(END, 1)[0].strip()
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return None
+    if not isinstance(value, list):
+        return None
+    calls = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            return None
+        arguments = item.get("arguments", {})
+        if not isinstance(arguments, dict):
+            return None
+        calls.append({"name": item["name"], "arguments": arguments})
+    return calls

@@ -1,0 +1,70 @@
+"""The Tasting: run the student over the heads and measure it honestly.
+
+The heads were never trained on. Every number in the notes is computed here from the
+student's actual outputs; the samples always include failures when there are any, because
+a Spirit that hides its weaknesses cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.metrics import breakdown, score, strengths_and_weaknesses
+from distillery.tasks.tool_calling.schema import Tool
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def pick_samples(rows: list[dict], n: int) -> list[dict]:
+    """Up to half failures, the rest successes, in the heads' order."""
+    failures = [r for r in rows if r["verdict"] != "exact"]
+    successes = [r for r in rows if r["verdict"] == "exact"]
+    take_fail = min(len(failures), max(n // 2, n - len(successes)))
+    chosen = failures[:take_fail] + successes[:n - take_fail]
+    order = {id(r): i for i, r in enumerate(rows)}
+    return sorted(chosen, key=lambda r: order[id(r)])
+
+
+def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples: int = 10,
+          held_out: int | None = None, on_progress=None) -> dict:
+    """Tasting-notes fields for `heads` (metrics, breakdown, strengths, weaknesses, samples, latency)."""
+    tools_by_name = {t.name: t for t in catalog}
+    heads = heads[:held_out] if held_out else heads
+    predictions, latencies, texts = [], [], []
+    for i, ex in enumerate(heads):
+        pred = caller.predict(ex["utterance"], [tools_by_name[n] for n in ex["tools"]])
+        predictions.append(pred.calls)
+        latencies.append(pred.latency_ms)
+        texts.append(pred.text)
+        if on_progress:
+            on_progress(i + 1, len(heads))
+    metrics = score(heads, predictions, tools_by_name)
+    verdicts = metrics.pop("verdicts")
+    parts = breakdown(heads, predictions, tools_by_name)
+    strengths, weaknesses = strengths_and_weaknesses(parts)
+    rows = [{"id": ex["id"], "input": ex["utterance"], "tools": ex["tools"], "gold": ex["calls"],
+             "predicted": pred, "verdict": verdict}
+            for ex, pred, verdict in zip(heads, predictions, verdicts)]
+    for row, text in zip(rows, texts):
+        if row["predicted"] is None:
+            row["raw_output"] = text
+    return {
+        "proof": metrics["tool_name_accuracy"],
+        "metrics": metrics,
+        "n_eval": len(heads),
+        "strengths": strengths,
+        "weaknesses": weaknesses,
+        "samples": pick_samples(rows, samples),
+        "breakdown": parts,
+        "latency_ms": {"p50": round(statistics.median(latencies), 2) if latencies else 0.0,
+                       "p95": round(percentile(latencies, 0.95), 2)},
+        "predictions": rows,
+    }

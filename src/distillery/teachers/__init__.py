@@ -1,0 +1,1 @@
+"""Teachers: providers that produce the Mash, behind one shared interface."""

@@ -1,0 +1,428 @@
+"""What each parameter means, and a realistic value for it written the way people say it.
+
+The offline teacher reads a parameter's name, type and description, infers a *kind*
+("person", "time", "duration", "message"...), draws a value from that kind's pool or range,
+and renders it as a clause ("for 10 minutes", "to Sarah", "in the kitchen"). The target
+value is always recoverable from the text: strings verbatim, numbers as digits.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from distillery.tasks.tool_calling.schema import Param, Tool
+from distillery.teachers import phrasing as P
+
+# Kinds whose value is free text: rendered last, quoted when anything follows them.
+FREE_TEXT = frozenset({"message", "title", "query", "task", "label", "music", "text"})
+
+_STRING_BY_NAME = (
+    ({"email", "cc", "bcc", "mail"}, "email"),
+    ({"phone", "mobile", "tel"}, "phone"),
+    ({"url", "link", "website", "site", "domain"}, "url"),
+    ({"language", "lang", "locale"}, "language"),
+    ({"currency"}, "currency"),
+    ({"symbol", "ticker", "stock"}, "symbol"),
+    ({"tracking", "confirmation", "code", "id", "sku", "serial"}, "code"),
+    ({"datetime", "when"}, "datetime"),
+    ({"time", "until", "till", "deadline"}, "time"),
+    ({"date", "day", "birthday"}, "date"),
+    ({"recipient", "recipients", "contact", "person", "attendee", "attendees", "friend",
+      "assignee", "caller", "who", "invitee", "invitees", "participants", "guest", "guests",
+      "user", "username"}, "person"),
+    ({"destination", "dropoff", "to"}, "destination"),
+    ({"pickup", "origin", "from", "start", "source"}, "origin"),
+    ({"location", "city", "place", "where", "address", "venue", "region", "country", "town"}, "place"),
+    ({"message", "body", "text", "content", "note", "comment", "description", "details", "msg",
+      "notes", "caption", "reply"}, "message"),
+    ({"title", "subject", "summary", "headline", "event"}, "title"),
+    ({"query", "search", "keyword", "keywords", "q", "question", "term", "prompt", "topic"}, "query"),
+    ({"task", "todo", "reminder", "what"}, "task"),
+    ({"list"}, "listname"),
+    ({"label", "tag", "tags", "nickname", "name"}, "label"),
+    ({"song", "artist", "album", "playlist", "track", "music", "station", "genre"}, "music"),
+    ({"restaurant", "store", "shop", "merchant", "vendor"}, "restaurant"),
+    ({"food", "dish", "dishes", "meal", "item", "items", "product", "products", "ingredient",
+      "ingredients", "groceries", "grocery"}, "item"),
+    ({"room", "zone"}, "room"),
+    ({"device", "speaker", "output"}, "device"),
+    ({"color", "colour"}, "color"),
+    ({"unit", "units"}, "unit"),
+)
+# Fallback when the name says nothing: words of the description, most specific first.
+_STRING_BY_DESC = (
+    ("email", "email"), ("phone", "phone"), ("city", "place"), ("location", "place"),
+    ("address", "place"), ("time", "time"), ("date", "date"), ("day", "date"),
+    ("person", "person"), ("contact", "person"), ("language", "language"),
+    ("currency", "currency"), ("message", "message"), ("text", "message"),
+    ("title", "title"), ("search", "query"),
+)
+_NUMBER_BY_NAME = (
+    ({"minutes", "mins", "seconds", "secs", "hours", "hrs", "days", "weeks", "duration"}, "duration"),
+    ({"temperature", "temp", "degrees"}, "temperature"),
+    ({"percent", "percentage", "pct", "volume", "brightness", "level"}, "percent"),
+    ({"distance", "km", "miles", "meters", "mileage"}, "distance"),
+    ({"amount", "price", "cost", "budget", "total", "salary", "balance", "fare", "payment"}, "money"),
+    ({"value", "reading", "measurement"}, "measure"),
+    ({"count", "num", "number", "quantity", "qty", "passengers", "people", "guests", "servings",
+      "results", "limit", "copies", "times", "n", "k", "top", "seats", "nights", "players"}, "count"),
+)
+# (word, low, high, step): the realistic range for a quantity whose context has that word.
+_RANGES = (
+    ("tip", 10, 25, 1), ("fahrenheit", 60, 80, 1), ("celsius", 16, 28, 0.5),
+    ("temperature", 16, 28, 0.5), ("lbs", 110, 240, 0.1), ("pounds", 110, 240, 0.1),
+    ("kg", 50, 110, 0.1), ("kilograms", 50, 110, 0.1), ("weight", 50, 110, 0.1),
+    ("heart", 50, 120, 1), ("bpm", 50, 120, 1), ("steps", 1000, 20000, 10),
+    ("sleep", 4, 10, 0.5), ("pressure", 100, 150, 1), ("miles", 1, 26, 0.5),
+    ("km", 1, 42, 0.5), ("distance", 1, 42, 0.5), ("meters", 50, 5000, 50),
+    ("brightness", 5, 100, 5), ("volume", 5, 100, 5), ("percent", 5, 100, 5), ("level", 5, 100, 5),
+    ("minutes", 1, 90, 1), ("seconds", 10, 300, 5), ("hours", 1, 12, 1), ("days", 1, 14, 1),
+    ("weeks", 1, 8, 1), ("amount", 5, 500, 0.01), ("price", 5, 500, 0.01), ("cost", 5, 500, 0.01),
+    ("passengers", 1, 6, 1), ("results", 1, 10, 1), ("year", 1950, 2030, 1), ("age", 1, 90, 1),
+)
+_SWITCH = frozenset({"enabled", "enable", "on", "active", "state", "power"})
+_BOOL_VERBS = frozenset({"avoid", "include", "repeat", "notify", "allow", "skip", "save", "send",
+                         "share", "mute", "loop", "round", "sort", "use", "show", "keep", "add"})
+
+
+def name_words(name: str) -> list[str]:
+    """Split a tool or parameter name into lowercase words: `math.getFactorial` -> get, factorial."""
+    last = name.split(".")[-1] or name
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", last)
+    return [w.lower() for w in re.split(r"[_\-\s/]+", spaced) if w]
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def clean_description(text: str) -> str:
+    """The description without its examples, which name other values ("e.g. 75 for weight")."""
+    return re.split(r"\(|e\.g\.|\beg\b|for example", text.lower())[0]
+
+
+def param_kind(tool: Tool, param: Param) -> str:
+    """The kind of value a parameter holds; arrays are `list:<element kind>`."""
+    if param.enum:
+        return "enum"
+    if param.type == "boolean":
+        return "boolean"
+    if param.type in ("integer", "number"):
+        return _number_kind(param)
+    if param.type == "object":
+        return "object"
+    if param.type == "array":
+        if param.items in ("object", "array", "boolean"):
+            return "object"  # no sensible spoken form: given empty, and only when required
+        if param.items in ("integer", "number"):
+            return "list:number"
+        return "list:" + _string_kind(tool, param)
+    return _string_kind(tool, param)
+
+
+def _number_kind(param: Param) -> str:
+    tokens = set(name_words(param.name))
+    for names, kind in _NUMBER_BY_NAME:
+        if tokens & names:
+            return kind
+    desc = set(words(clean_description(param.description)))
+    return "duration" if desc & {"minutes", "seconds", "hours"} else "number"
+
+
+def _string_kind(tool: Tool, param: Param) -> str:
+    desc = clean_description(param.description)
+    tokens = set(name_words(param.name))
+    if "email address" in desc:
+        kind = "email"
+    elif {"date", "time"} <= tokens:
+        kind = "datetime"
+    else:
+        kind = next((k for names, k in _STRING_BY_NAME if tokens & names), None)
+        if kind is None:
+            kind = next((k for w, k in _STRING_BY_DESC if w in words(desc)), "text")
+    tool_words = set(name_words(tool.name)) | set(words(tool.description))
+    if kind in ("query", "text", "label", "title") and tool_words & {"music", "song", "playlist", "play"}:
+        return "music"
+    if kind == "item":
+        return "dish" if tool_words & {"food", "restaurant", "meal", "dish", "menu"} else "grocery"
+    return kind
+
+
+# ----------------------------------------------------------------- values
+
+@dataclass
+class Value:
+    """One argument: its kind, the target put in the call, and how it reads in the text."""
+
+    param: Param
+    kind: str
+    target: Any
+    surface: str
+    unit: str = ""  # a number's unit as written ("kg"), from a linked unit parameter
+
+
+def link_units(tool: Tool, kinds: dict[str, str]) -> dict[str, str]:
+    """Map each number parameter to the parameter holding its unit ("value" -> "unit")."""
+    numbers = [p for p in tool.params if p.type in ("integer", "number") and p.enum is None]
+    links: dict[str, str] = {}
+    for p in tool.params:
+        tokens = name_words(p.name)
+        is_unit = bool(set(tokens) & {"unit", "units"})
+        is_from_currency = kinds[p.name] == "currency" and (
+            set(tokens) & {"from", "source", "base"} or tokens == ["currency"])
+        if not (is_unit or is_from_currency) or p.type == "array":
+            continue
+        other = set(tokens) - {"unit", "units"}
+        match = [n for n in numbers if other & set(name_words(n.name))]
+        if is_from_currency:
+            match = [n for n in numbers if kinds[n.name] == "money"] or numbers[:1]
+        elif not match and len(numbers) == 1:
+            match = numbers
+        if match and match[0].name not in links:
+            links[match[0].name] = p.name
+    return links
+
+
+def make_value(tool: Tool, param: Param, kind: str, context: list[str], rng: random.Random,
+               unit: str = "") -> Value:
+    """Draw a realistic value for `param`; `context` holds words of the values already drawn."""
+    if kind == "enum":
+        member = rng.choice(list(param.enum))
+        return Value(param, kind, member, _enum_surface(member, rng))
+    if kind == "boolean":
+        flag = rng.random() < 0.5
+        return Value(param, kind, flag, "on" if flag else "off")
+    if kind == "object":
+        return Value(param, kind, [] if param.type == "array" else {}, "")
+    if kind.startswith("list:"):
+        return _list_value(tool, param, kind[5:], context, rng)
+    if kind in ("duration", "temperature", "percent", "distance", "money", "measure", "count", "number"):
+        number = _number(param, [unit] + context, rng)
+        return Value(param, kind, number, format_number(number), unit)
+    if kind == "unit":
+        choice = rng.choice(_unit_choices(None, context))
+        return Value(param, kind, choice, choice)
+    text = _string_value(kind, tool, rng)
+    return Value(param, kind, text, text)
+
+
+def choose_unit(param: Param, kind: str, context: list[str], rng: random.Random) -> Value:
+    """A unit (or currency) for a number, consistent with what is measured."""
+    if kind == "currency":
+        code = rng.choice(P.CURRENCIES)
+        return Value(param, kind, code, code)
+    members = list(param.enum) if param.enum is not None else None
+    surface = rng.choice(_unit_choices(members, context))
+    target = surface
+    if members is not None and surface not in members:
+        target = surface = rng.choice(members)
+        surface = _enum_surface(target, rng)
+    return Value(param, kind, target, surface)
+
+
+def _unit_choices(members: list | None, context: list[str]) -> list:
+    for text in context:
+        for key, units in P.UNITS.items():
+            if key in words(text):
+                fitting = [u for u in units if members is None or u in members]
+                if fitting:
+                    return fitting
+    return members if members else list(P.LENGTH_UNITS)
+
+
+def _enum_surface(member: Any, rng: random.Random) -> str:
+    text = str(member).replace("_", " ")
+    roll = rng.random()
+    if roll < 0.1:
+        return text.upper() if len(text) <= 4 else text.title()
+    if roll < 0.2:
+        return text.lower()
+    return text
+
+
+def _number(param: Param, context: list[str], rng: random.Random) -> int | float:
+    # The unit (context[0]) outranks the name: "temperature" in "fahrenheit" is 60-80.
+    texts = context[:1] + [param.name.replace("_", " "), clean_description(param.description)] + context[1:]
+    low, high, step = 1, 100, 1.0 if param.type == "number" else 1
+    found = next(((lo, hi, st) for text in texts for word, lo, hi, st in _RANGES
+                  if word in words(text)), None)
+    if found:
+        low, high, step = found
+    declared = re.search(r"(\d+)\s*(?:to|-)\s*(\d+)", clean_description(param.description))
+    if declared:
+        low, high = int(declared.group(1)), int(declared.group(2))
+    # Most people say whole numbers; a `number` parameter sometimes gets a fraction.
+    if param.type == "integer" or step >= 1 or rng.random() < 0.6:
+        step = max(1, int(step))
+        return low + step * rng.randint(0, max(0, (high - low) // step))
+    if step == 1.0:
+        step = 0.1
+    value = round(low + step * rng.randint(0, int((high - low) / step)), 2)
+    return int(value) if value == int(value) else value
+
+
+def format_number(number: int | float) -> str:
+    if isinstance(number, float):
+        return f"{number:.2f}".rstrip("0").rstrip(".")
+    return str(number)
+
+
+def _person(rng: random.Random) -> str:
+    first = rng.choice(P.FIRST_NAMES)
+    if rng.random() < 0.2 and " " not in first and first not in ("Mom", "Dad", "Grandma"):
+        return f"{first} {rng.choice(P.LAST_NAMES)}"
+    return first
+
+
+def _email(rng: random.Random) -> str:
+    first = rng.choice([n for n in P.FIRST_NAMES if n.isalpha() and n not in ("Mom", "Dad", "Grandma")])
+    user = first.lower() if rng.random() < 0.5 else f"{first}.{rng.choice(P.LAST_NAMES)}".lower()
+    return f"{user}@{rng.choice(P.EMAIL_DOMAINS)}"
+
+
+def _code(rng: random.Random) -> str:
+    alnum = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+    style = rng.randrange(3)
+    if style == 0:
+        return "1Z" + "".join(rng.choice(alnum) for _ in range(10))
+    if style == 1:
+        return "".join(rng.choice("0123456789") for _ in range(12))
+    return "TBA" + "".join(rng.choice("0123456789") for _ in range(9))
+
+
+_POOLS = {
+    "place": P.CITIES, "language": P.LANGUAGES, "currency": P.CURRENCIES, "symbol": P.SYMBOLS,
+    "time": P.TIMES, "date": P.DATES_BARE + P.DATES_ON, "title": P.TITLES, "query": P.QUERIES,
+    "task": P.TASKS, "label": P.LABELS, "listname": P.LIST_NAMES, "music": P.MUSIC,
+    "restaurant": P.RESTAURANTS, "grocery": P.GROCERIES, "dish": P.DISHES, "room": P.ROOMS,
+    "device": P.DEVICES, "color": P.COLORS, "url": P.URLS, "text": P.GENERIC_TEXT,
+    "destination": P.PLACES + P.CITIES, "origin": P.PLACES + P.CITIES,
+}
+
+
+def _string_value(kind: str, tool: Tool, rng: random.Random) -> str:
+    if kind == "person":
+        return _person(rng)
+    if kind == "email":
+        return _email(rng)
+    if kind == "phone":
+        return f"555-{rng.randint(100, 9999):04d}"
+    if kind == "code":
+        return _code(rng)
+    if kind == "datetime":
+        return f"{rng.choice(P.DATES_BARE + P.DATES_ON)} at {rng.choice(P.TIMES)}"
+    if kind == "message":
+        is_note = "note" in name_words(tool.name)
+        return rng.choice(P.NOTES + P.MESSAGES if is_note else P.MESSAGES)
+    return rng.choice(_POOLS.get(kind, P.GENERIC_TEXT))
+
+
+def _list_value(tool: Tool, param: Param, element: str, context: list[str],
+                rng: random.Random) -> Value:
+    count = rng.choice((1, 2, 2, 3, 3, 4))
+    items: list = []
+    for _ in range(count * 4):  # draw until `count` distinct items (pools may be small)
+        if len(items) == count:
+            break
+        if element == "number":
+            item = _number(param, [""] + context, rng)
+        else:
+            item = _string_value(element, tool, rng)
+        if item not in items:
+            items.append(item)
+    shown = [format_number(i) if element == "number" else i for i in items]
+    if len(shown) == 1:
+        surface = shown[0]
+    else:
+        comma = ", and " if len(shown) > 2 and rng.random() < 0.3 else " and "
+        surface = ", ".join(shown[:-1]) + comma + shown[-1]
+    return Value(param, "list:" + element, items, surface)
+
+
+# ---------------------------------------------------------------- clauses
+
+_DURATION_UNITS = ("minutes", "seconds", "hours", "days", "weeks")
+_PERCENT_WORDS = ("percent", "percentage", "pct", "level")
+_COUNT_WORDS = ("num", "number", "count", "of", "n", "k", "max", "total")
+
+
+def clause_templates(value: Value) -> tuple[str, ...]:
+    """Ways to write one argument; `{v}` is the value, `{u}` its unit, `{pw}` the parameter's words."""
+    kind, param = value.kind, value.param
+    tokens = set(name_words(param.name))
+    if kind == "enum":
+        return _enum_templates(param, tokens)
+    if kind == "boolean":
+        return _bool_templates(param, value.target)
+    if kind == "temperature":
+        return ("to {v} degrees {u}", "to {v} {u}", "at {v} {u}") if value.unit else \
+               ("to {v} degrees", "at {v} degrees", "to {v}°", "to {v}")
+    if kind == "percent":
+        other = " ".join(w for w in name_words(param.name) if w not in _PERCENT_WORDS)
+        if other:
+            return (f"with a {{v}}% {other}", f"{other} {{v}}%", f"{other} at {{v}} percent")
+        return ("to {v}%", "to {v} percent", "at {v}%", "at {v} percent")
+    if kind == "count":
+        noun = [w for w in name_words(param.name) if w not in _COUNT_WORDS]
+        if noun:
+            word = " ".join(noun)
+            word = word[:-1] if value.target == 1 and word.endswith("s") else word
+            return (f"for {{v}} {word}", f"with {{v}} {word}")
+        kind = "number"
+    if kind in ("distance", "measure", "money") and not value.unit:
+        return P.CLAUSES["number"] + (("at {v}", ": {v}") if kind == "measure" else ())
+    if kind == "date":
+        return ("on {v}", "for {v}") if value.surface in P.DATES_ON else ("{v}", "for {v}")
+    for role, templates in P.ROLE_CLAUSES:
+        if tokens & role and kind in ("person", "email", "language", "currency", "time"):
+            return templates
+    return P.CLAUSES.get(kind, ("{pw} {v}",))
+
+
+def unit_word(value: Value) -> str:
+    """The unit written after a number: the linked unit, or the one its name implies."""
+    if value.unit:
+        return value.unit
+    if value.kind == "duration":
+        tokens = name_words(value.param.name) + words(clean_description(value.param.description))
+        unit = next((u for u in _DURATION_UNITS if u in tokens or u[:-1] in tokens), "minutes")
+        return unit[:-1] if value.target == 1 else unit
+    return ""
+
+
+def is_switch(param: Param, kind: str) -> bool:
+    """An on/off parameter: a boolean named like "enabled", or an enum of on and off."""
+    if kind == "boolean":
+        return bool(set(name_words(param.name)) & _SWITCH)
+    return bool(param.enum) and {str(m) for m in param.enum} <= {"on", "off"}
+
+
+def _enum_templates(param: Param, tokens: set[str]) -> tuple[str, ...]:
+    if tokens & {"unit", "units"}:
+        return ("in {v}",)
+    if is_switch(param, "enum"):
+        return ("switched {v}", "{pw} {v}", "to {v}")
+    if tokens & {"mode", "transport", "travel"}:
+        return ("by {v}", "in {v} mode")
+    if tokens & {"source", "service", "platform", "app", "provider", "carrier", "network",
+                 "channel", "exchange", "via"}:
+        return ("on {v}", "via {v}", "using {v}")
+    if tokens & {"color", "colour"}:
+        return ("in {v}", "to {v}")
+    return ("{pw} {v}", "with {pw} {v}", "{pw} set to {v}", "as {v}")
+
+
+def _bool_templates(param: Param, flag: bool) -> tuple[str, ...]:
+    phrase = " ".join(w for w in name_words(param.name) if w not in ("is", "has", "should", "enable"))
+    phrase = phrase or " ".join(name_words(param.name))
+    if is_switch(param, "boolean"):
+        return ("on", "to on", "enabled") if flag else ("off", "to off", "disabled")
+    first = phrase.split()[0]
+    if first in _BOOL_VERBS or (first in P.VERBS and len(phrase.split()) > 1):
+        return (f"and {phrase}", f"and {phrase} too", f"and make it {phrase}") if flag else \
+               (f"and don't {phrase}", f"and do not {phrase}")
+    return (f"with {phrase} on", f"with {phrase}", f"{phrase} on") if flag else \
+           (f"with {phrase} off", f"no {phrase}", f"without {phrase}", f"{phrase} off")

@@ -1,0 +1,111 @@
+"""The whole pipeline on a small recipe: every artifact, skip and redo, and a portable Spirit."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from distillery.pipeline import Run
+from distillery.recipe import load_recipe
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+SMALL = """\
+name: small
+version: 2
+seed: 3
+tools: needle_tools.json
+mash: {total_examples: 120, tools_per_call: {min: 2, max: 4}, no_call_ratio: 0.1}
+student: {d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, d_ff: 128, max_seq_len: 320, vocab_size: 600}
+cuts: {hearts: 0.8, heads: 0.1, tails: 0.1}
+still: {epochs: 2, batch_size: 16, lr: 3.0e-3}
+tasting: {samples: 8}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Run:
+    root = tmp_path_factory.mktemp("pipeline")
+    shutil.copy(EXAMPLES / "needle_tools.json", root / "needle_tools.json")
+    (root / "small.yaml").write_text(SMALL)
+    run = Run(load_recipe(root / "small.yaml"), runs_root=root / "runs")
+    run.run()
+    return run
+
+
+@pytest.mark.slow
+def test_run_directory_has_every_artifact(small_run: Run):
+    d = small_run.dir
+    assert d.name == "small-v2"
+    for rel in ["recipe.yaml", "mash.jsonl", "mash.rejects.jsonl", "cuts/hearts.jsonl", "cuts/heads.jsonl",
+                "cuts/tails.jsonl", "tokenizer.json", "still/metrics.csv", "tasting/notes.json", "tasting/notes.md",
+                "tasting/notes.html", "tasting/loss.png", "small.spirit"]:
+        assert (d / rel).is_file(), rel
+    mash = [json.loads(line) for line in (d / "mash.jsonl").read_text().splitlines()]
+    assert len(mash) == 120
+    assert all(2 <= len(ex["tools"]) <= 4 for ex in mash)
+    assert all({c["name"] for c in ex["calls"]} < set(ex["tools"]) for ex in mash)  # distractors always offered
+    cut_sizes = {c: len((d / "cuts" / f"{c}.jsonl").read_text().splitlines()) for c in ("hearts", "heads", "tails")}
+    assert cut_sizes == {"hearts": 96, "heads": 12, "tails": 12}
+
+
+@pytest.mark.slow
+def test_tasting_notes_fields(small_run: Run):
+    notes = json.loads((small_run.dir / "tasting" / "notes.json").read_text())
+    assert notes["n_eval"] == 12
+    assert set(notes["metrics"]) >= {"tool_name_accuracy", "arg_key_precision", "arg_key_recall", "arg_key_f1",
+                                     "exact_call_accuracy", "valid_call_rate"}
+    assert notes["proof"] == notes["metrics"]["tool_name_accuracy"]
+    assert len(notes["samples"]) == 8
+    assert all({"input", "gold", "predicted", "verdict"} <= set(s) for s in notes["samples"])
+    assert notes["params"] > 50_000 and notes["latency_ms"]["p50"] > 0
+    assert len(notes["loss_curve"]) >= 2
+
+
+@pytest.mark.slow
+def test_spirit_metadata_and_predict_from_a_copy_in_an_empty_dir(small_run: Run, tmp_path: Path):
+    with safe_open(str(small_run.spirit_path()), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "distillery.spirit/1"
+    for key in ("model_config", "tokenizer", "recipe", "tasting", "task", "tools", "lineage"):
+        assert meta[key], key
+    assert json.loads(meta["model_config"])["hidden_size"] == 64
+    assert json.loads(meta["tasting"])["n_eval"] == 12
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(small_run.spirit_path(), alone / "copy.spirit")
+    result = subprocess.run([sys.executable, "-m", "distillery.cli", "predict", "copy.spirit",
+                             "set a timer for 10 minutes"], cwd=alone, capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    if result.returncode == 0:
+        calls = json.loads(result.stdout)
+        assert isinstance(calls, list)
+
+
+def quiet_run(recipe, root: Path, logs: list[str]) -> Run:
+    run = Run(recipe, runs_root=root)
+    run.console.print = lambda msg, *a, **k: logs.append(str(msg))
+    return run
+
+
+@pytest.mark.slow
+def test_rerun_skips_unchanged_stages_and_redoes_only_downstream(small_run: Run):
+    mash_mtime = (small_run.dir / "mash.jsonl").stat().st_mtime_ns
+    logs: list[str] = []
+    quiet_run(small_run.recipe, small_run.dir.parent, logs).run()
+    assert [m for m in logs if "skipped" in m] == [f"[dim]{s}: unchanged, skipped[/dim]" for s in
+                                                  ("mash", "cuts", "tokenizer", "still", "tasting", "spirit")]
+
+    fewer_epochs = small_run.recipe.model_copy(
+        update={"still": small_run.recipe.still.model_copy(update={"epochs": 1})})
+    logs.clear()
+    quiet_run(fewer_epochs, small_run.dir.parent, logs).run()
+    assert [m for m in logs if "skipped" in m] == [f"[dim]{s}: unchanged, skipped[/dim]" for s in
+                                                  ("mash", "cuts", "tokenizer")]
+    assert (small_run.dir / "mash.jsonl").stat().st_mtime_ns == mash_mtime
+    result = json.loads((small_run.dir / "still" / "result.json").read_text())
+    assert result["epochs"] == 1
