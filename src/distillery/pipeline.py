@@ -22,6 +22,7 @@ from rich.console import Console
 from safetensors.torch import load_model
 
 from distillery import cuts, mash, still, tasting, tokenizer
+from distillery.augment import Augmenter
 from distillery.errors import TeacherError
 from distillery.jsonl import read_jsonl
 from distillery.predictor import ToolCaller
@@ -146,22 +147,28 @@ class Run:
 
         def work(resume: bool) -> None:
             tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
-            pairs, dropped = [], 0
-            for prompt, completion in self._texts(read_jsonl(self.dir / "cuts" / "hearts.jsonl")):
-                p, c = tok.encode(prompt).ids, tok.encode(completion).ids
-                if len(p) + len(c) > r.student.max_seq_len:
-                    dropped += 1
-                    continue
-                pairs.append((p, c))
-            if dropped:
-                self.console.print(f"[yellow]Still: {dropped} hearts longer than student.max_seq_len "
-                                   f"({r.student.max_seq_len} tokens) were left out[/yellow]")
+            hearts = read_jsonl(self.dir / "cuts" / "hearts.jsonl")
+            augment = Augmenter(hearts, self.tools_by_name, r.still.value_swap, r.still.tool_drop, seed=r.seed)
+
+            def epoch_pairs(epoch: int) -> list[tuple[list[int], list[int]]]:
+                pairs = []
+                for i, ex in enumerate(hearts):
+                    (prompt, completion), = self._texts([augment(ex, epoch, i)])
+                    p, c = tok.encode(prompt).ids, tok.encode(completion).ids
+                    if len(p) + len(c) <= r.student.max_seq_len:
+                        pairs.append((p, c))
+                return pairs
+
+            pairs = epoch_pairs(0)
+            if len(pairs) < len(hearts):
+                self.console.print(f"[yellow]Still: {len(hearts) - len(pairs)} hearts longer than "
+                                   f"student.max_seq_len ({r.student.max_seq_len} tokens) are left out[/yellow]")
             config = self._model_config()
             model = build_model(config, seed=r.seed)
             n_tokens = sum(len(p) + len(c) for p, c in pairs)
             self.console.print(f"[bold]Still[/bold]: {count_params(model) / 1e6:.2f}M params, {len(pairs)} "
                                f"hearts ({n_tokens} tokens) x {r.still.epochs} epochs")
-            result = still.run_still(model, pairs, r.still, still_dir, pad=tok.token_to_id(PAD), seed=r.seed,
+            result = still.run_still(model, epoch_pairs, r.still, still_dir, pad=tok.token_to_id(PAD), seed=r.seed,
                                      log=self.console.print)
             (still_dir / "result.json").write_text(json.dumps(
                 {"steps": result.steps, "epochs": result.epochs, "train_seconds": result.train_seconds,

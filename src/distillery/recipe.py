@@ -161,6 +161,12 @@ class StillConfig(Section):
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay.")
     grad_clip: float = Field(1.0, gt=0, description="Clip the gradient norm to this.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's choice.")
+    value_swap: float = Field(
+        0.5, ge=0, le=1, description="Share of hearts whose argument values are swapped for other values each "
+        "epoch (in the utterance and the call), so the student learns to copy values rather than memorize them.")
+    tool_drop: float = Field(
+        0.05, ge=0, le=1, description="Share of hearts whose called tool is withdrawn from the offered tools each "
+        "epoch, with 'no call' as the target, so the student learns to check what is offered.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Matmul precision: bf16 autocast where the CPU has bf16 instructions (auto), or fp32.")
 

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,9 +106,17 @@ def _save_checkpoint(still_dir: Path, epoch: int, step: int, model, optimizer, c
             old.rmdir()
 
 
-def run_still(model, pairs: list[tuple[list[int], list[int]]], still_cfg, still_dir: Path, *, pad: int,
+Pairs = list[tuple[list[int], list[int]]]
+
+
+def run_still(model, data: Pairs | Callable[[int], Pairs], still_cfg, still_dir: Path, *, pad: int,
               seed: int, log=print) -> StillResult:
-    """Train `model` in place on (prompt ids, completion ids) pairs; resume if `still_dir` has a checkpoint."""
+    """Train `model` in place on (prompt ids, completion ids) pairs; resume if `still_dir` has a checkpoint.
+
+    `data` is the pairs, or a function of the epoch that returns them (augmentation redrawn per epoch).
+    """
+    epoch_pairs = data if callable(data) else (lambda epoch: data)
+    pairs = epoch_pairs(0)
     still_dir.mkdir(parents=True, exist_ok=True)
     if still_cfg.threads:
         torch.set_num_threads(still_cfg.threads)
@@ -145,6 +154,7 @@ def run_still(model, pairs: list[tuple[list[int], list[int]]], still_cfg, still_
         bar = progress.add_task("still", total=total_steps, completed=step, epoch=start_epoch + 1, loss="-", tps="-")
         for epoch in range(start_epoch, still_cfg.epochs):
             t_epoch = time.perf_counter()
+            pairs = epoch_pairs(epoch)
             for batch_idx in make_batches(pairs, still_cfg.batch_size, seed=seed * 1000 + epoch):
                 t0 = time.perf_counter()
                 batch = collate([pairs[i] for i in batch_idx], pad)

@@ -19,6 +19,7 @@ from typing import Any
 
 from distillery.errors import CatalogError
 from distillery.tasks.tool_calling.schema import PARAM_TYPES, Param, Tool
+from distillery.tasks.tool_calling.validate import is_type
 
 # Other spellings seen in real catalogs (JSON schema, Python, BFCL, BFCL's Java/JavaScript sets).
 TYPE_ALIASES = {
@@ -287,17 +288,8 @@ def _unknown_type(raw: Any, where: str) -> CatalogError:
 
 
 def _fits(value: Any, type_: str) -> bool:
-    if type_ == "any":
-        return True
-    if type_ == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if type_ == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if type_ == "boolean":
-        return isinstance(value, bool)
-    if type_ == "string":
-        return isinstance(value, str)
-    return False  # arrays and objects carry no enum we keep
+    # Arrays and objects carry no enum we keep.
+    return type_ not in ("array", "object") and is_type(value, type_)
 
 
 def _enum_type(enum: list) -> str:
