@@ -3,7 +3,11 @@ import json
 import pytest
 
 from distillery.errors import CatalogError
-from distillery.tasks.tool_calling.catalog import enum_from_description, load_catalog, parse_tools
+from distillery.tasks.tool_calling.catalog import (
+    enum_from_description,
+    load_catalog,
+    parse_tools,
+)
 from distillery.tasks.tool_calling.schema import Param, Tool
 
 OPENAI_WEATHER = {

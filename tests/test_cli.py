@@ -1,6 +1,5 @@
 """The command line: bad input is a clear message and exit code 2, never a traceback."""
 
-import json
 import shutil
 import subprocess
 import sys

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from distillery.tasks.tool_calling.metrics import breakdown, score, strengths_and_weaknesses
+from distillery.tasks.tool_calling.metrics import (
+    breakdown,
+    score,
+    strengths_and_weaknesses,
+)
 from distillery.tasks.tool_calling.schema import Param, Tool
 
 TOOLS = {

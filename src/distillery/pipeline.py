@@ -30,7 +30,13 @@ from distillery.recipe import Recipe
 from distillery.report import write_report
 from distillery.spirit import file_sha256, write_spirit
 from distillery.students.tiny import build_model, count_params, model_config
-from distillery.tasks.tool_calling.prompt import END, PAD, TOOLS, render_completion, render_prompt
+from distillery.tasks.tool_calling.prompt import (
+    END,
+    PAD,
+    TOOLS,
+    render_completion,
+    render_prompt,
+)
 from distillery.teachers.offline import OfflineTeacher
 
 STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit")

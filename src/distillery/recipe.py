@@ -7,19 +7,27 @@ the file, then one line per problem: the dotted field path, what is wrong and th
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
-from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from distillery.errors import CatalogError, RecipeError
+from distillery.recipe_messages import explain, report, show
 from distillery.tasks.tool_calling.schema import Tool
 
 SUPPORTED_TASKS = ("tool_calling",)
@@ -213,7 +221,7 @@ class Recipe(Section):
     def _slug(cls, name: str) -> str:
         if not NAME_PATTERN.fullmatch(name):
             slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "needle"
-            _check([("", f"{_show(name)} is not a valid name; use lowercase letters, digits, '.', '_' "
+            _check([("", f"{show(name)} is not a valid name; use lowercase letters, digits, '.', '_' "
                          f"or '-'. Fix: e.g. `name: {slug}`.")])
         return name
 
@@ -222,7 +230,7 @@ class Recipe(Section):
     def _supported(cls, task: str) -> str:
         if task not in SUPPORTED_TASKS:
             why = "is not supported yet" if task in PLANNED_TASKS else "is not a task"
-            _check([("", f"{_show(task)} {why}; supported: {', '.join(SUPPORTED_TASKS)}. "
+            _check([("", f"{show(task)} {why}; supported: {', '.join(SUPPORTED_TASKS)}. "
                          f"Fix: set `task: {SUPPORTED_TASKS[0]}`.")])
         return task
 
@@ -238,7 +246,7 @@ class Recipe(Section):
             return tools
         if isinstance(tools, str):
             return tools
-        _check([("", f"{_show(tools)} is not a tool catalog. Fix: a file path such as `tools: tools.json`, "
+        _check([("", f"{show(tools)} is not a tool catalog. Fix: a file path such as `tools: tools.json`, "
                      "or a list of tool definitions.")])
 
     @property
@@ -324,7 +332,7 @@ def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | No
         recipe = Recipe.model_validate(data)
     except ValidationError as err:
         for error in err.errors():
-            problems.extend(_explain(error))
+            problems.extend(explain(error))
     bad = {path.split(".")[0].split("[")[0] for path, _ in problems}
     teacher = data.get("teacher") if isinstance(data.get("teacher"), dict) else {}
     catalog: list[Tool] = []
@@ -333,7 +341,7 @@ def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | No
     if "teacher" not in bad and isinstance(teacher.get("traces"), str):
         _file_exists("teacher.traces", teacher["traces"], base_dir, problems)
     if problems:
-        raise RecipeError(_report(source, problems))
+        raise RecipeError(report(source, problems))
     recipe._catalog, recipe._source, recipe._base_dir = catalog, source, base_dir
     return recipe
 
@@ -363,120 +371,6 @@ def _file_exists(field: str, spec: str, base_dir: Path, problems: list[tuple[str
     if not path.is_file():
         problems.append((field, f"file not found: {path}. Fix: check the path (relative to the recipe's folder)."))
     return path.is_file()
-
-
-# --- turning pydantic's errors into one line per problem -------------------------------------
-
-_TYPE_WORDS = {
-    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
-    "float_type": "a number", "float_parsing": "a number", "bool_number": "a number", "bool_type": "true or false",
-    "bool_parsing": "true or false", "string_type": "text", "list_type": "a list",
-    "dict_type": "a mapping of `key: value` lines",
-}
-# Fix examples for fields whose default is missing or null.
-_EXAMPLES = {
-    "name": "needle", "tools": "tools.json", "teacher.model": "gpt-4o-mini", "teacher.base_url":
-    "http://localhost:8000/v1", "teacher.budget_usd": "5.0", "teacher.traces": "traces.jsonl",
-    "student.base": "./SmolLM2-135M-Instruct", "still.threads": "4", "tasting.held_out": "100",
-    "bottling.quantize": "int8", "bottling.formats": "[onnx, gguf]",
-}
-
-
-def _explain(error: dict) -> list[tuple[str, str]]:
-    """One pydantic error as (dotted path, message) problems."""
-    loc, kind, value, ctx = error["loc"], error["type"], error.get("input"), error.get("ctx") or {}
-    path = _path(loc)
-    if kind == "recipe_checks":
-        return [(_path((*loc, field)) if field else path, message) for field, message in ctx["problems"]]
-    if kind == "extra_forbidden":
-        allowed = list(_model_at(loc[:-1]).model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
-        hint = f"Did you mean `{close[0]}`?" if close else f"Allowed keys here: {', '.join(allowed)}."
-        return [(path, f"unknown key. {hint}")]
-    if kind == "missing":
-        return [(path, f"missing. Fix: add e.g. `{loc[-1]}: {_example(loc)}`.")]
-    if kind == "literal_error":
-        options = _literal_options(_field_at(loc).annotation)
-        close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
-        hint = f" Did you mean `{close[0]}`?" if close else ""
-        return [(path, f"{_show(value)} is not one of: {', '.join(options)}.{hint}")]
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return [(path, f"{_show(value)} is not allowed; it must be {_range(_field_at(loc))}. "
-                       f"Fix: set e.g. `{_key(loc)}: {_example(loc)}`.")]
-    if kind in ("model_type", "model_attributes_type"):
-        return [(path, f"{_show(value)} is not a mapping. Fix: write `key: value` lines indented under "
-                       f"`{_key(loc)}:`, or remove it to use the defaults.")]
-    if kind in _TYPE_WORDS:
-        fix = f"Fix: set e.g. `{_key(loc)}: {_example(loc)}`."
-        return [(path, f"{_show(value)} is not {_TYPE_WORDS[kind]}. {fix}")]
-    return [(path, f"{_show(value)}: {error['msg']}.")]
-
-
-def _path(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(recipe)"
-
-
-def _key(loc: tuple) -> str:
-    return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
-
-
-def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _model_at(loc: tuple) -> type[BaseModel]:
-    """The model class that holds the keys found at `loc`."""
-    model: type[BaseModel] = Recipe
-    for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        model = field.annotation if field is not None and _is_section(field.annotation) else model
-    return model
-
-
-def _field_at(loc: tuple):
-    """The FieldInfo of the key at `loc` (list indexes skipped), or None."""
-    keys = [part for part in loc if isinstance(part, str)]
-    return _model_at(tuple(keys[:-1])).model_fields.get(keys[-1]) if keys else None
-
-
-def _literal_options(annotation: Any) -> list[str]:
-    if get_origin(annotation) is Literal:
-        return [str(option) for option in get_args(annotation)]
-    return [option for arg in get_args(annotation) for option in _literal_options(arg)]
-
-
-def _range(field) -> str:
-    """The allowed range of a numeric field in words: "at least 1", "between 0 and 2"."""
-    rules = {type(rule).__name__: getattr(rule, type(rule).__name__.lower(), None) for rule in field.metadata}
-    if "Ge" in rules and "Le" in rules:
-        return f"between {rules['Ge']} and {rules['Le']}"
-    words = {"Ge": "at least", "Gt": "greater than", "Le": "at most", "Lt": "less than"}
-    return " and ".join(f"{words[name]} {rules[name]}" for name in words if name in rules) or "in range"
-
-
-def _example(loc: tuple) -> str:
-    keys = tuple(part for part in loc if isinstance(part, str))
-    dotted = ".".join(keys)
-    if dotted in _EXAMPLES:
-        return _EXAMPLES[dotted]
-    field = _field_at(keys)
-    default = field.get_default(call_default_factory=True) if field is not None else None
-    return _show(default) if default is not None else "..."
-
-
-def _show(value: Any) -> str:
-    """A value as the user would have written it in YAML."""
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _report(source: Path | None, problems: list[tuple[str, str]]) -> str:
-    lines = sorted(dict.fromkeys(f"{path}: {message}" for path, message in problems))
-    noun = "problem" if len(lines) == 1 else "problems"
-    return f"{source or 'recipe'} has {len(lines)} {noun}:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _dump(data: Any) -> str:

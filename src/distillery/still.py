@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from safetensors.torch import load_model, save_model
 
 IGNORE = -100  # label value the loss skips (prompt and padding tokens)
@@ -80,6 +86,19 @@ def collate(pairs: list[tuple[list[int], list[int]]], pad: int) -> dict[str, tor
         labels[row, len(prompt):len(seq)] = torch.tensor(completion)
         mask[row, :len(seq)] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def completion_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Next-token cross-entropy over the completion tokens only.
+
+    The output layer is applied only where a label exists: most tokens are prompt, and
+    projecting them onto the vocabulary would be wasted work.
+    """
+    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    logits = model.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
 def _last_checkpoint(still_dir: Path) -> Path | None:
@@ -163,7 +182,7 @@ def run_still(model, data: Pairs | Callable[[int], Pairs], still_cfg, still_dir:
                     group["lr"] = lr
                 # Autocast keeps fp32 master weights; only the matmuls run in bf16.
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    loss = model(**batch).loss
+                    loss = completion_loss(model, batch)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), still_cfg.grad_clip).item()
                 optimizer.step()

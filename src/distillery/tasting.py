@@ -10,7 +10,11 @@ from __future__ import annotations
 import statistics
 
 from distillery.predictor import ToolCaller
-from distillery.tasks.tool_calling.metrics import breakdown, score, strengths_and_weaknesses
+from distillery.tasks.tool_calling.metrics import (
+    breakdown,
+    score,
+    strengths_and_weaknesses,
+)
 from distillery.tasks.tool_calling.schema import Tool
 
 

@@ -1,9 +1,12 @@
 """The student's tokenizer: a byte-level BPE trained on the hearts with HF `tokenizers`.
 
-Spaces are split off as tokens of their own before byte-level BPE. That costs a few tokens,
-but a word then has the same tokens in the utterance ("to Sarah") and in the call JSON
-("Sarah"), so the student learns to copy a value rather than to translate it — and copying
-works for values it never saw in training.
+Text is pre-split into identifier runs (letters, digits, underscores), runs of punctuation,
+and single whitespace characters; BPE merges only inside a piece. Two consequences matter:
+- a word has the same tokens in the utterance ("to Sarah") and in the call JSON ("Sarah"),
+  so the student learns to copy a value rather than to translate it, and copying works for
+  values it never saw in training;
+- a tool or argument name (`get_stock_price`) becomes one token, so choosing a tool is one
+  decision among the offered names, and the prompt's signatures stay short.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     """A byte-level BPE fitted to `texts`, with the prompt-section special tokens."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r"\s"), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        pre_tokenizers.Split(Regex(r"[\p{L}\p{N}_]+|\s|[^\s\p{L}\p{N}_]+"), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(

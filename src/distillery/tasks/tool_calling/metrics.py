@@ -14,7 +14,11 @@ import math
 from collections import Counter
 
 from distillery.tasks.tool_calling.schema import Tool
-from distillery.tasks.tool_calling.validate import calls_equal, check_calls, normalize_value
+from distillery.tasks.tool_calling.validate import (
+    calls_equal,
+    check_calls,
+    normalize_value,
+)
 
 EXACT = "exact"
 WRONG_ARGUMENTS = "right tool, wrong arguments"

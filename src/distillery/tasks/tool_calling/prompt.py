@@ -1,6 +1,7 @@
 """How a tool-calling example is written as text for the student, and read back.
 
 prompt     = <|tools|> one compact signature per offered tool <|user|> utterance <|call|>
+             e.g. `send_message(recipient,body,urgent?:bool)`
 completion = the calls as compact JSON, arguments in schema order, then <|end|>
 
 Signatures are compact on purpose: every prompt token costs training and decoding time, and
@@ -23,7 +24,10 @@ _SHORT_TYPES = {"string": "str", "integer": "int", "number": "num", "boolean": "
 
 
 def render_param(param: Param) -> str:
+    """`name:type`, `name?:type` when optional; plain strings, the most common type, are just `name`."""
     optional = "" if param.required else "?"
+    if param.type == "string" and param.enum is None:
+        return f"{param.name}{optional}"
     if param.enum is not None:
         kind = "enum[" + "|".join(str(v) for v in param.enum) + "]"
     elif param.type == "array" and param.items and param.items != "any":
