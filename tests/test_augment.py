@@ -58,3 +58,18 @@ def test_same_seed_epoch_and_index_give_the_same_rewrite():
     b = Augmenter(HEARTS, TOOLS, value_swap=1.0, tool_drop=0.2, seed=5)
     assert [a(ex, 3, i) for i, ex in enumerate(HEARTS)] == [b(ex, 3, i) for i, ex in enumerate(HEARTS)]
     assert [a(ex, 3, i) for i, ex in enumerate(HEARTS)] != [a(ex, 4, i) for i, ex in enumerate(HEARTS)]
+
+
+def test_reoffer_draws_new_distractors_but_keeps_the_called_tools_and_no_call_lists():
+    no_call = {"id": "e", "utterance": "play some jazz", "tools": ["set_timer", "get_weather"], "calls": []}
+    aug = Augmenter(HEARTS + [no_call], TOOLS, value_swap=0.0, tool_drop=0.0, seed=0, reoffer=1.0,
+                    tools_per_call=(2, 3))
+    offered = set()
+    for epoch in range(30):
+        out = aug(HEARTS[1], epoch, 1)
+        assert "set_timer" in out["tools"] and 2 <= len(out["tools"]) <= 3
+        assert len(set(out["tools"])) == len(out["tools"]) and out["calls"] == HEARTS[1]["calls"]
+        offered.add(tuple(out["tools"]))
+        assert aug(no_call, epoch, 4) == no_call
+    assert len(offered) >= 4  # different lists and orders across epochs
+    assert Augmenter(HEARTS, TOOLS, value_swap=0.0, tool_drop=0.0, seed=0)(HEARTS[1], 3, 1) == HEARTS[1]

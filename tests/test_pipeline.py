@@ -11,6 +11,8 @@ from safetensors import safe_open
 
 from distillery.pipeline import Run
 from distillery.recipe import load_recipe
+from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.tasks.tool_calling.validate import check_calls
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -64,6 +66,10 @@ def test_tasting_notes_fields(small_run: Run):
     assert all({"input", "gold", "predicted", "verdict"} <= set(s) for s in notes["samples"])
     assert notes["params"] > 50_000 and notes["latency_ms"]["p50"] > 0
     assert len(notes["loss_curve"]) >= 2
+    # Grammar-constrained decoding: however little the student learned, every call is valid.
+    assert notes["grammar"] is True and notes["metrics"]["valid_call_rate"] == 1.0
+    assert 0 <= notes["unfinished"] <= notes["n_eval"]
+    assert notes["decoding"]["copied_params"], "the offline teacher copies values: some parameters qualify"
 
 
 @pytest.mark.slow
@@ -71,7 +77,7 @@ def test_spirit_metadata_and_predict_from_a_copy_in_an_empty_dir(small_run: Run,
     with safe_open(str(small_run.spirit_path()), framework="pt") as f:
         meta = f.metadata()
     assert meta["format"] == "distillery.spirit/1"
-    for key in ("model_config", "tokenizer", "recipe", "tasting", "task", "tools", "lineage"):
+    for key in ("model_config", "tokenizer", "recipe", "tasting", "task", "tools", "lineage", "decoding"):
         assert meta[key], key
     assert json.loads(meta["model_config"])["hidden_size"] == 64
     assert json.loads(meta["tasting"])["n_eval"] == 12
@@ -80,10 +86,21 @@ def test_spirit_metadata_and_predict_from_a_copy_in_an_empty_dir(small_run: Run,
     shutil.copy(small_run.spirit_path(), alone / "copy.spirit")
     result = subprocess.run([sys.executable, "-m", "distillery.cli", "predict", "copy.spirit",
                              "set a timer for 10 minutes"], cwd=alone, capture_output=True, text=True, timeout=120)
-    assert result.returncode in (0, 1), result.stderr
-    if result.returncode == 0:
-        calls = json.loads(result.stdout)
-        assert isinstance(calls, list)
+    assert result.returncode == 0, result.stderr
+    tools = {t.name: t for t in parse_tools(json.loads(meta["tools"]), where="spirit")}
+    assert check_calls(json.loads(result.stdout), list(tools.values())) is None
+
+    # Tools the Spirit never saw: the grammar still admits only valid calls of them.
+    unseen = [{"type": "function", "function": {"name": "water_plants", "description": "Water the plants.",
+               "parameters": {"type": "object", "properties": {
+                   "zone": {"type": "string", "enum": ["front", "back"]}, "liters": {"type": "number"}},
+                   "required": ["zone", "liters"]}}}]
+    (alone / "unseen.json").write_text(json.dumps(unseen))
+    result = subprocess.run([sys.executable, "-m", "distillery.cli", "predict", "copy.spirit",
+                             "water the back garden with 3 liters", "--tools", "unseen.json"],
+                            cwd=alone, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert check_calls(json.loads(result.stdout), parse_tools(unseen, where="unseen.json")) is None
 
 
 def quiet_run(recipe, root: Path, logs: list[str]) -> Run:

@@ -10,7 +10,7 @@ from distillery.tasks.tool_calling.prompt import (
     render_prompt,
 )
 from distillery.tasks.tool_calling.schema import Param, Tool
-from distillery.tokenizer import train_tokenizer
+from distillery.tokenizer import encode_prompt, train_tokenizer, whitespace_ids
 
 TIMER = Tool("set_timer", "Start a timer.", (Param("minutes", "integer", required=True), Param("label", "string")))
 MSG = Tool("send_message", "", (Param("recipient", "string", required=True),
@@ -54,3 +54,18 @@ def test_a_value_has_the_same_tokens_in_the_request_and_in_the_call():
     joined = "\x00".join(call)
     assert "\x00".join(value) in joined and "\x00".join(value) in "\x00".join(request)
     assert tok.decode(encoded.ids, skip_special_tokens=False) == texts[2]
+
+
+def test_prompt_ids_leave_out_whitespace_and_completions_keep_it():
+    prompt = render_prompt("text Li Wei that\tI am late", [TIMER, MSG])
+    completion = render_completion([{"name": "send_message", "arguments": {"recipient": "Li Wei"}}], {})
+    tok = train_tokenizer([prompt + completion] * 20, 400)
+    skip = whitespace_ids(tok)
+    assert {tok.token_to_id("Ġ"), tok.token_to_id("ĉ"), tok.token_to_id("Ċ")} <= skip
+    assert not {tok.token_to_id(t) for t in (TOOLS, USER, CALL, END)} & skip
+    ids = encode_prompt(tok, prompt, skip)
+    assert [tok.id_to_token(i) for i in ids[-9:]] == ["<|user|>", "text", "Li", "Wei", "that", "I", "am", "late",
+                                                     "<|call|>"]
+    assert not set(ids) & skip and ids == encode_prompt(tok, prompt)
+    # The completion is decoded, so it keeps every space.
+    assert tok.decode(tok.encode(completion).ids, skip_special_tokens=False) == completion

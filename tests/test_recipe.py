@@ -75,7 +75,7 @@ def test_minimal_recipe_fills_every_default(tmp_path):
     assert (recipe.mash.tools_per_call.min, recipe.mash.tools_per_call.max) == (3, 6)
     assert recipe.student.kind == "tiny" and recipe.student.d_model == 256 and recipe.student.vocab_size == 4096
     assert (recipe.cuts.hearts, recipe.cuts.heads, recipe.cuts.tails) == (0.9, 0.1, 0.0)
-    assert recipe.still.epochs == 8 and recipe.still.lr == 3.0e-3 and recipe.still.threads is None
+    assert recipe.still.epochs == 8 and recipe.still.lr == 1.0e-3 and recipe.still.threads is None
     assert recipe.tasting.samples == 10
     assert recipe.bottling.formats == [] and recipe.bottling.quantize is None
     assert recipe.source == tmp_path / "recipe.yaml"
@@ -130,7 +130,7 @@ def test_resolved_yaml_is_complete_ordered_and_round_trips(tmp_path):
     recipe = load_recipe(write(tmp_path, MINIMAL))
     text = recipe.resolved_yaml()
     assert text.startswith("name: needle\nversion: 1\ntask: tool_calling\nseed: 0\ntools: tools.json\nteacher:\n")
-    assert "  epochs: 8\n" in text and "  lr: 0.003\n" in text and "  quantize: null\n" in text
+    assert "  epochs: 8\n" in text and "  lr: 0.001\n" in text and "  quantize: null\n" in text
     again = recipe_from_dict(yaml.safe_load(text), base_dir=tmp_path)
     assert again.model_dump() == recipe.model_dump() and again.resolved_yaml() == text
 
@@ -140,7 +140,7 @@ def test_sha256_is_stable_and_tracks_changes(tmp_path):
     assert first.sha256() == load_recipe(tmp_path / "recipe.yaml").sha256()
     assert len(first.sha256()) == 64
     # Writing a default out explicitly is the same recipe.
-    explicit = load_recipe(write(tmp_path, MINIMAL + "    still: {epochs: 8, lr: 0.003}\n", name="b.yaml"))
+    explicit = load_recipe(write(tmp_path, MINIMAL + "    still: {epochs: 8, lr: 0.001}\n", name="b.yaml"))
     assert explicit.sha256() == first.sha256()
     changed = load_recipe(write(tmp_path, MINIMAL + "    still: {epochs: 9}\n", name="c.yaml"))
     assert changed.sha256() != first.sha256()
@@ -191,7 +191,7 @@ def test_report_lists_every_problem_at_once(tmp_path):
         ("still: {epochs: many}", 'still.epochs: "many" is not a whole number. Fix: set e.g. `epochs: 8`.'),
         ("still: {epochs: 2.5}", "still.epochs: 2.5 is not a whole number."),
         ("still: {lr: 0}", "still.lr: 0 is not allowed; it must be greater than 0 and at most 1. "
-                           "Fix: set e.g. `lr: 0.003`."),
+                           "Fix: set e.g. `lr: 0.001`."),
         ("teacher: {temperature: 3}", "teacher.temperature: 3 is not allowed; it must be between 0 and 2."),
         ("teacher: {provider: openia}", 'teacher.provider: "openia" is not one of: offline, openai, '
                                         "anthropic, gemini, replay. Did you mean `openai`?"),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from distillery import still
+from distillery.recipe import StillConfig
 from distillery.students.tiny import build_model, count_params, model_config
 
 TINY = SimpleNamespace(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64, max_seq_len=64)
@@ -19,7 +20,7 @@ def tiny_model():
 def cfg(**kw):
     base = dict(epochs=2, batch_size=4, lr=1e-2, warmup_ratio=0.1, min_lr_ratio=0.1, weight_decay=0.0,
                 grad_clip=1.0, threads=None, precision="fp32")
-    return SimpleNamespace(**{**base, **kw})
+    return StillConfig(**{**base, **kw})
 
 
 def pairs(n=16):
@@ -40,6 +41,19 @@ def test_collate_masks_prompt_and_padding():
     assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 2], [9, 10, 11, 2, 0]]
     assert batch["labels"].tolist() == [[-100, -100, -100, 8, 2], [-100, 10, 11, 2, -100]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    # The prompt's own next tokens, for the optional prompt loss (the first token has no context).
+    assert batch["prompt_labels"].tolist() == [[-100, 6, 7, -100, -100], [-100] * 5]
+
+
+def test_prompt_loss_is_added_only_when_weighted():
+    model = tiny_model()
+    batch = still.collate([([5, 6, 7, 9], [8, 2]), ([9, 4], [10, 11, 2])], pad=0)
+    with torch.no_grad():
+        base = still.completion_loss(model, batch).item()
+        prompt_only = still.completion_loss(model, {**batch, "labels": batch["prompt_labels"]}).item()
+        weighted = still.completion_loss(model, batch, prompt_weight=0.5).item()
+    assert base == pytest.approx(still.completion_loss(model, batch, prompt_weight=0.0).item())
+    assert weighted == pytest.approx(base + 0.5 * prompt_only, rel=1e-5)
 
 
 def test_batches_cover_every_example_once_and_depend_on_the_seed():

@@ -10,6 +10,10 @@ consistent by construction fix that:
   from memory; it has to read it.
 - tool drop: the called tool is removed from the offered tools and the target becomes "no
   call", which teaches the student to check that the tool it wants is actually offered.
+- re-offer: the distractors offered beside the called tools are drawn again, so the student
+  reads which tools are offered instead of remembering an example's list. The offered list is
+  ours, not the teacher's, so this never changes a label. Examples whose target is "no call"
+  keep their list: a fresh draw could offer the very tool the request asks for.
 
 Only hearts are rewritten; the heads are never touched, so the Tasting stays honest.
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
+
+from distillery.mash import offer_tools
 
 _SYLLABLES = ["ka", "lo", "mi", "ran", "te", "vo", "zu", "bel", "dor", "fi", "gan", "hu", "ix", "jo", "ne",
               "pra", "qui", "sol", "tam", "wen", "yr", "zel"]
@@ -44,8 +50,11 @@ def _new_number(value: int | float, rng: random.Random) -> int | float:
 class Augmenter:
     """Rewrites of the hearts, seeded per (epoch, example)."""
 
-    def __init__(self, hearts: list[dict], tools_by_name: dict, value_swap: float, tool_drop: float, seed: int):
-        self.value_swap, self.tool_drop, self.seed = value_swap, tool_drop, seed
+    def __init__(self, hearts: list[dict], tools_by_name: dict, value_swap: float, tool_drop: float, seed: int,
+                 reoffer: float = 0.0, tools_per_call: tuple[int, int] = (3, 6)):
+        self.value_swap, self.tool_drop, self.reoffer, self.seed = value_swap, tool_drop, reoffer, seed
+        self.catalog = list(tools_by_name.values())
+        self.tools_per_call = tools_per_call
         # Enum values are closed sets: swapping one for an outside word would teach a wrong call.
         self.closed = {(t.name, p.name) for t in tools_by_name.values() for p in t.params if p.enum is not None}
         self.by_param: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -102,6 +111,8 @@ class Augmenter:
 
     def __call__(self, ex: dict, epoch: int, index: int) -> dict:
         rng = random.Random(f"{self.seed}:{epoch}:{index}")
+        if self.reoffer and ex["calls"] and rng.random() < self.reoffer:
+            ex = {**ex, "tools": offer_tools(ex["calls"], [], self.catalog, rng, *self.tools_per_call)}
         if ex["calls"] and rng.random() < self.tool_drop:
             called = {c["name"] for c in ex["calls"]}
             remaining = [t for t in ex["tools"] if t not in called]

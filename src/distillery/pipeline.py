@@ -15,10 +15,12 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_model
 
 from distillery import cuts, mash, still, tasting, tokenizer
@@ -37,7 +39,13 @@ from distillery.tasks.tool_calling.prompt import (
     render_completion,
     render_prompt,
 )
+from distillery.teachers.anthropic import AnthropicTeacher
+from distillery.teachers.cost import check_budget_is_enforceable
+from distillery.teachers.gemini import GeminiTeacher
+from distillery.tasks.tool_calling.spans import copied_params
 from distillery.teachers.offline import OfflineTeacher
+from distillery.teachers.openai import OpenAITeacher
+from distillery.teachers.replay import ReplayTeacher
 
 STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit")
 
@@ -107,10 +115,22 @@ class Run:
         def work(resume: bool) -> None:
             teacher = make_teacher(r)
             t0 = time.perf_counter()
-            stats = mash.build_mash(teacher, self.catalog, r.mash, self.dir, seed=r.seed)
+            with mash_progress(self.console, r.mash.total_examples) as on_progress:
+                if hasattr(teacher, "complete"):  # an LLM: journal, retries, budget around it
+                    stats = mash.build_mash_llm(teacher, self.catalog, r.mash, r.teacher, self.dir, seed=r.seed,
+                                                price=check_budget_is_enforceable(r.teacher, teacher.model),
+                                                on_progress=on_progress)
+                else:
+                    stats = mash.build_mash(teacher, self.catalog, r.mash, self.dir, seed=r.seed,
+                                            on_progress=on_progress)
             reasons = ", ".join(f"{k} {v}" for k, v in stats.reasons.most_common()) or "none"
+            calls = f"; {stats.requests} requests sent, {stats.replayed} from the journal, " \
+                    f"${stats.cost_usd:.4f}" if hasattr(teacher, "complete") else ""
             self.console.print(f"[bold]Mash[/bold]: {stats.accepted} accepted, {stats.rejected} rejected "
-                               f"({reasons}) in {time.perf_counter() - t0:.1f}s")
+                               f"({reasons}){calls} in {time.perf_counter() - t0:.1f}s")
+            if stats.exhausted and stats.accepted < r.mash.total_examples:
+                self.console.print(f"[yellow]Mash: the traces ran out at {stats.accepted} of "
+                                   f"{r.mash.total_examples} examples[/yellow]")
 
         self._stage("mash", inputs, [self.dir / "mash.jsonl"], work)
 
@@ -154,13 +174,17 @@ class Run:
         def work(resume: bool) -> None:
             tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
             hearts = read_jsonl(self.dir / "cuts" / "hearts.jsonl")
-            augment = Augmenter(hearts, self.tools_by_name, r.still.value_swap, r.still.tool_drop, seed=r.seed)
+            augment = Augmenter(hearts, self.tools_by_name, r.still.value_swap, r.still.tool_drop, seed=r.seed,
+                                reoffer=r.still.reoffer,
+                                tools_per_call=(r.mash.tools_per_call.min, r.mash.tools_per_call.max))
+
+            skip = tokenizer.whitespace_ids(tok)
 
             def epoch_pairs(epoch: int) -> list[tuple[list[int], list[int]]]:
                 pairs = []
                 for i, ex in enumerate(hearts):
                     (prompt, completion), = self._texts([augment(ex, epoch, i)])
-                    p, c = tok.encode(prompt).ids, tok.encode(completion).ids
+                    p, c = tokenizer.encode_prompt(tok, prompt, skip), tok.encode(completion).ids
                     if len(p) + len(c) <= r.student.max_seq_len:
                         pairs.append((p, c))
                 return pairs
@@ -197,13 +221,18 @@ class Run:
         def work(resume: bool) -> None:
             torch.set_num_threads(r.still.threads or torch.get_num_threads())
             tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
-            caller = ToolCaller(self._trained_model(), tok, max_new_tokens=r.student.max_seq_len)
+            copied = []
+            if r.tasting.grammar and r.tasting.copy_values:
+                copied = copied_params(read_jsonl(self.dir / "cuts" / "hearts.jsonl"), self.tools_by_name)
+            caller = ToolCaller(self._trained_model(), tok, max_new_tokens=r.student.max_seq_len,
+                                grammar=r.tasting.grammar, copied=copied)
             heads = read_jsonl(self.dir / "cuts" / "heads.jsonl")
             found = tasting.taste(caller, heads, self.catalog, samples=r.tasting.samples, held_out=r.tasting.held_out)
             result = json.loads((self.dir / "still" / "result.json").read_text())
             notes = {"name": r.name, "version": r.version, "task": r.task, **found,
                      "params": result["params"], "train_seconds": result["train_seconds"],
-                     "loss_curve": result["loss_curve"], "grammar": False,
+                     "loss_curve": result["loss_curve"], "grammar": r.tasting.grammar,
+                     "decoding": {"grammar": r.tasting.grammar, "copied_params": copied},
                      "recipe_sha256": r.sha256()}
             out = self.dir / "tasting"
             out.mkdir(parents=True, exist_ok=True)
@@ -231,17 +260,44 @@ class Run:
             lineage = {"parent": None, "mash_sha256": self._hash_file("mash.jsonl"), "recipe_sha256": r.sha256()}
             write_spirit(self.spirit_path(), self._trained_model(), model_config=self._model_config(),
                          tokenizer_json=(self.dir / "tokenizer.json").read_text(), recipe_yaml=r.resolved_yaml(),
-                         task=r.task, tools=self.catalog, tasting=headline, lineage=lineage)
+                         task=r.task, tools=self.catalog, tasting=headline, lineage=lineage,
+                         decoding=notes["decoding"])
             size = self.spirit_path().stat().st_size / 1e6
             self.console.print(f"[bold]Spirit[/bold]: {self.spirit_path()} ({size:.1f} MB)")
 
         self._stage("spirit", inputs, [self.spirit_path()], work)
 
 
-def make_teacher(recipe: Recipe):
-    provider = recipe.teacher.provider
-    if provider == "offline":
+def make_teacher(recipe: Recipe, transport=None):
+    """The recipe's teacher: an offline or replay candidate maker, or an LLM provider.
+
+    `transport` (an httpx transport) lets tests answer an LLM provider's requests in-process.
+    """
+    t = recipe.teacher
+    if t.provider == "offline":
         return OfflineTeacher(recipe.catalog, seed=recipe.seed, no_call_ratio=recipe.mash.no_call_ratio,
                               parallel_ratio=recipe.mash.parallel_ratio)
-    raise TeacherError(f"teacher.provider `{provider}` is not available in this version of distillery. "
-                       "Fix: use `provider: offline`.")
+    if t.provider == "replay":
+        return ReplayTeacher(recipe.traces_path, {tool.name for tool in recipe.catalog})
+    providers = {"openai": OpenAITeacher, "anthropic": AnthropicTeacher, "gemini": GeminiTeacher}
+    if t.provider not in providers:
+        raise TeacherError(f"teacher.provider `{t.provider}` is not available in this version of distillery. "
+                           f"Fix: use one of offline, replay, {', '.join(providers)}.")
+    return providers[t.provider](model=t.model, base_url=t.base_url, key_env=t.api_key_env, transport=transport)
+
+
+@contextmanager
+def mash_progress(console: Console, total: int):
+    """A live bar: accepted of total, and for LLM teachers rejects, requests and dollars."""
+    columns = (TextColumn("[bold]Mash[/bold]"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("mash", total=total, info="")
+
+        def update(stats) -> None:
+            info = f"rejected {stats.rejected}"
+            if stats.requests or stats.replayed:
+                info += f" · requests {stats.requests} (+{stats.replayed} journal) · ${stats.cost_usd:.4f}"
+            progress.update(task, completed=stats.accepted, info=info)
+
+        yield update

@@ -57,18 +57,50 @@ class Section(BaseModel):
         return value
 
 
+class PriceConfig(Section):
+    """What the teacher model costs, overriding distillery's built-in price table."""
+
+    input: float = Field(..., ge=0, description="USD per million prompt tokens.")
+    output: float = Field(..., ge=0, description="USD per million answer tokens.")
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 class TeacherConfig(Section):
-    """The large model that writes the Mash."""
+    """The large model that writes the Mash. API keys are never here: only in the environment."""
 
     provider: Literal["offline", "openai", "anthropic", "gemini", "replay"] = Field(
         "offline", description="Who answers: offline (no network), openai, anthropic, gemini or replay.")
     model: str | None = Field(None, description="The teacher model id; None = the provider's default.")
-    base_url: str | None = Field(None, description="Endpoint of an OpenAI-compatible server.")
+    base_url: str | None = Field(None, description=(
+        "Endpoint: any OpenAI-compatible server (vLLM, Ollama, llama.cpp, Together...), or a proxy "
+        "for anthropic/gemini. A server on loopback may run without a key."))
+    api_key_env: str | None = Field(None, description=(
+        "Environment variable that holds the key; None = OPENAI_API_KEY, ANTHROPIC_API_KEY or "
+        "GEMINI_API_KEY/GOOGLE_API_KEY by provider."))
     temperature: float = Field(0.9, ge=0, le=2, description="Sampling temperature; high gives variety.")
     max_tokens: int = Field(4096, gt=0, description="Most tokens one teacher answer may use.")
     concurrency: int = Field(4, ge=1, description="Teacher requests in flight at once.")
     budget_usd: float | None = Field(None, gt=0, description="Stop before spending more than this.")
+    price: PriceConfig | None = Field(None, description="USD per million tokens; None = the built-in table.")
     traces: str | None = Field(None, description="Traces file for the replay provider, relative to the recipe.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"https?://[^/\s]+", url):
+            _check([("", f"{show(url)} is not an http(s) URL. Fix: e.g. `base_url: http://localhost:8000/v1`.")])
+        return url
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, name: str | None) -> str | None:
+        if name is not None and not ENV_NAME.fullmatch(name):
+            # Most likely the key itself was pasted here: say so without repeating it.
+            _check([("", "is not an environment variable name (it looks like a key; keys never go in the "
+                         "recipe). Fix: `export MY_KEY=...` and set `api_key_env: MY_KEY`.")])
+        return name
 
     @model_validator(mode="after")
     def _replay_needs_traces(self) -> TeacherConfig:
@@ -163,18 +195,26 @@ class StillConfig(Section):
 
     epochs: int = Field(8, ge=1, description="Passes over the hearts.")
     batch_size: int = Field(16, ge=1, description="Examples per optimizer step.")
-    lr: float = Field(3.0e-3, gt=0, le=1, description="Peak learning rate.")
+    lr: float = Field(1.0e-3, gt=0, le=1, description=(
+        "Peak learning rate. Much above 1e-3 a tiny student's attention saturates (one-hot) early and "
+        "stops learning to read values from the request."))
     warmup_ratio: float = Field(0.05, ge=0, le=0.5, description="Share of steps spent warming up the lr.")
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Floor of the cosine decay, as a share of lr.")
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay.")
     grad_clip: float = Field(1.0, gt=0, description="Clip the gradient norm to this.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = torch's choice.")
     value_swap: float = Field(
-        0.5, ge=0, le=1, description="Share of hearts whose argument values are swapped for other values each "
+        0.9, ge=0, le=1, description="Share of hearts whose argument values are swapped for other values each "
         "epoch (in the utterance and the call), so the student learns to copy values rather than memorize them.")
     tool_drop: float = Field(
         0.05, ge=0, le=1, description="Share of hearts whose called tool is withdrawn from the offered tools each "
         "epoch, with 'no call' as the target, so the student learns to check what is offered.")
+    reoffer: float = Field(
+        1.0, ge=0, le=1, description="Share of hearts whose distractor tools are drawn again each epoch, so the "
+        "student reads which tools are offered instead of remembering each example's list.")
+    prompt_loss: float = Field(
+        0.3, ge=0, le=1, description="Weight of a language-modelling loss on the prompt (the request and the "
+        "tools), added to the completion's: a regularizer that makes the student read the request.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Matmul precision: bf16 autocast where the CPU has bf16 instructions (auto), or fp32.")
 
@@ -184,6 +224,10 @@ class TastingConfig(Section):
 
     held_out: int | None = Field(None, ge=1, description="Evaluate at most this many heads; None = all.")
     samples: int = Field(10, ge=8, description="Held-out cases shown in the notes.")
+    grammar: bool = Field(True, description="Constrain decoding to calls the offered tools accept.")
+    copy_values: bool = Field(True, description=(
+        "With the grammar, parameters whose values the teacher always copied from the request may only "
+        "take spans (or numbers) of the request."))
 
 
 class BottlingConfig(Section):

@@ -19,6 +19,8 @@ _TYPE_WORDS = {
 _EXAMPLES = {
     "name": "needle", "tools": "tools.json", "teacher.model": "gpt-4o-mini", "teacher.base_url":
     "http://localhost:8000/v1", "teacher.budget_usd": "5.0", "teacher.traces": "traces.jsonl",
+    "teacher.price": "{input: 0.15, output: 0.60}", "teacher.price.input": "0.15", "teacher.price.output": "0.60",
+    "teacher.api_key_env": "TOGETHER_API_KEY",
     "student.base": "./SmolLM2-135M-Instruct", "still.threads": "4", "tasting.held_out": "100",
     "bottling.quantize": "int8", "bottling.formats": "[onnx, gguf]",
 }
@@ -65,8 +67,12 @@ def _key(loc: tuple) -> str:
     return next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
 
 
-def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The section model a field holds, also through `Section | None`."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _model_at(loc: tuple) -> type[BaseModel]:
@@ -78,7 +84,7 @@ def _model_at(loc: tuple) -> type[BaseModel]:
     model: type[BaseModel] = Recipe
     for part in loc:
         field = model.model_fields.get(part) if isinstance(part, str) else None
-        model = field.annotation if field is not None and _is_section(field.annotation) else model
+        model = (_section(field.annotation) if field is not None else None) or model
     return model
 
 

@@ -24,7 +24,9 @@ from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.schema import Tool
 
 FORMAT = "distillery.spirit/1"
-_JSON_KEYS = ("model_config", "tasting", "lineage", "tools")
+_JSON_KEYS = ("model_config", "tasting", "lineage", "tools", "decoding")
+# Written by every Spirit since `decoding` was added; older files decode with the grammar alone.
+_OPTIONAL = {"decoding": json.dumps({"grammar": True, "copied_params": []})}
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Spirit:
     tokenizer: Tokenizer
     metadata: dict  # JSON fields parsed, text fields as text
     tools: list[Tool]
+    decoding: dict  # {"grammar": bool, "copied_params": ["tool.param", ...]}
 
 
 def file_sha256(path: Path) -> str:
@@ -45,7 +48,7 @@ def file_sha256(path: Path) -> str:
 
 
 def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, recipe_yaml: str, task: str,
-                 tools: list[Tool], tasting: dict, lineage: dict) -> None:
+                 tools: list[Tool], tasting: dict, lineage: dict, decoding: dict) -> None:
     metadata = {
         "format": FORMAT,
         "model_config": json.dumps(model_config, sort_keys=True),
@@ -55,6 +58,7 @@ def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, 
         "tools": json.dumps([t.to_openai() for t in tools], ensure_ascii=False),
         "tasting": json.dumps(tasting, sort_keys=True),
         "lineage": json.dumps(lineage, sort_keys=True),
+        "decoding": json.dumps(decoding, sort_keys=True),
     }
     tmp = path.with_suffix(".spirit.tmp")
     save_model(model, str(tmp), metadata=metadata)
@@ -78,7 +82,7 @@ def read_metadata(path: Path) -> dict:
     meta = dict(raw)
     for key in _JSON_KEYS:
         try:
-            meta[key] = json.loads(raw[key])
+            meta[key] = json.loads(raw[key] if key in raw or key not in _OPTIONAL else _OPTIONAL[key])
         except (KeyError, json.JSONDecodeError) as exc:
             raise SpiritError(f"{path}: its `{key}` metadata is missing or damaged ({exc}).")
     return meta
@@ -96,4 +100,4 @@ def load_spirit(path: Path) -> Spirit:
     model.eval()
     tokenizer = Tokenizer.from_str(meta["tokenizer"])
     tools = parse_tools(meta["tools"], where=f"{path} (tools metadata)")
-    return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, tools=tools)
+    return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, tools=tools, decoding=meta["decoding"])

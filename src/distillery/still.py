@@ -75,30 +75,36 @@ def make_batches(pairs: list[tuple[list[int], list[int]]], batch_size: int, seed
 
 
 def collate(pairs: list[tuple[list[int], list[int]]], pad: int) -> dict[str, torch.Tensor]:
-    """Right-padded input ids, attention mask, and labels that cover only the completion."""
+    """Right-padded input ids, attention mask, labels of the completion, and labels of the prompt."""
     width = max(len(p) + len(c) for p, c in pairs)
     ids = torch.full((len(pairs), width), pad, dtype=torch.long)
     labels = torch.full((len(pairs), width), IGNORE, dtype=torch.long)
+    prompt_labels = torch.full((len(pairs), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(pairs), width), dtype=torch.long)
     for row, (prompt, completion) in enumerate(pairs):
         seq = prompt + completion
         ids[row, :len(seq)] = torch.tensor(seq)
         labels[row, len(prompt):len(seq)] = torch.tensor(completion)
+        prompt_labels[row, 1:len(prompt)] = torch.tensor(prompt[1:])
         mask[row, :len(seq)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "prompt_labels": prompt_labels}
 
 
-def completion_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Next-token cross-entropy over the completion tokens only.
+def completion_loss(model, batch: dict[str, torch.Tensor], prompt_weight: float = 0.0) -> torch.Tensor:
+    """Next-token cross-entropy over the completion tokens, plus `prompt_weight` times the prompt's.
 
     The output layer is applied only where a label exists: most tokens are prompt, and
-    projecting them onto the vocabulary would be wasted work.
+    projecting them onto the vocabulary would be wasted work when their loss is not wanted.
     """
     hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
-    logits = model.lm_head(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+
+    def loss_on(labels: torch.Tensor) -> torch.Tensor:
+        targets = labels[:, 1:]
+        keep = targets != IGNORE
+        return torch.nn.functional.cross_entropy(model.lm_head(hidden[:, :-1][keep]).float(), targets[keep])
+
+    loss = loss_on(batch["labels"])
+    return loss + prompt_weight * loss_on(batch["prompt_labels"]) if prompt_weight else loss
 
 
 def _last_checkpoint(still_dir: Path) -> Path | None:
@@ -182,7 +188,7 @@ def run_still(model, data: Pairs | Callable[[int], Pairs], still_cfg, still_dir:
                     group["lr"] = lr
                 # Autocast keeps fp32 master weights; only the matmuls run in bf16.
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    loss = completion_loss(model, batch)
+                    loss = completion_loss(model, batch, still_cfg.prompt_loss)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), still_cfg.grad_clip).item()
                 optimizer.step()

@@ -42,9 +42,10 @@ def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples
     """Tasting-notes fields for `heads` (metrics, breakdown, strengths, weaknesses, samples, latency)."""
     tools_by_name = {t.name: t for t in catalog}
     heads = heads[:held_out] if held_out else heads
-    predictions, latencies, texts = [], [], []
+    predictions, latencies, texts, unfinished = [], [], [], 0
     for i, ex in enumerate(heads):
         pred = caller.predict(ex["utterance"], [tools_by_name[n] for n in ex["tools"]])
+        unfinished += pred.unfinished
         predictions.append(pred.calls)
         latencies.append(pred.latency_ms)
         texts.append(pred.text)
@@ -70,5 +71,6 @@ def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples
         "breakdown": parts,
         "latency_ms": {"p50": round(statistics.median(latencies), 2) if latencies else 0.0,
                        "p95": round(percentile(latencies, 0.95), 2)},
+        "unfinished": unfinished,  # constrained outputs that ran out of tokens and became "no call"
         "predictions": rows,
     }

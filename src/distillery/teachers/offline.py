@@ -18,6 +18,7 @@ from distillery.tasks.tool_calling.schema import Tool
 from distillery.teachers import phrasing as P
 from distillery.teachers.offline_values import (
     FREE_TEXT,
+    ROLE_WORDS,
     Value,
     choose_unit,
     clause_templates,
@@ -37,7 +38,6 @@ KEY_VALUE_RATE = 0.12  # how often an argument is written "key: value"
 # window of candidates holds the asked share of no-call and parallel examples.
 _GOLDEN = (math.sqrt(5) - 1) / 2
 _SILVER = math.sqrt(2) - 1
-_ROLE_WORDS = frozenset({"to", "from", "target", "source", "into", "base"})
 _PLAIN_NUMBERS = frozenset({"number", "count", "measure", "money", "distance", "list:number"})
 _DANGLING = frozenset({"a", "an", "the", "of", "its", "their", "your", "my", "some", "any"})
 _SOURCE_WEIGHTS = {"slot": 5, "name": 3, "desc": 1, "question": 1}
@@ -93,8 +93,11 @@ class OfflineTeacher:
             # A real request for a tool that will not be offered: the answer is "no call".
             text, _, frame = self._single(tool, rng)
             return _candidate(text, [], [tool.name], "unoffered." + frame)
-        if share < self.no_call_ratio + self.parallel_ratio and len(self.catalog) > 1:
-            other = rng.choice([t for t in self.catalog if t.name != tool.name])
+        if share < self.no_call_ratio + self.parallel_ratio:
+            # Half the time one tool twice ("a timer for 5 and one for 10 minutes"), as parallel
+            # requests often are; otherwise two different tools.
+            others = [t for t in self.catalog if t.name != tool.name]
+            other = tool if not others or rng.random() < 0.5 else rng.choice(others)
             return self._parallel(tool, other, rng)
         text, args, frame = self._single(tool, rng)
         return _candidate(text, [{"name": tool.name, "arguments": args}], [], frame)
@@ -146,7 +149,8 @@ class OfflineTeacher:
         source = rng.choices(sources, [_SOURCE_WEIGHTS[s] for s in sources])[0]
         action = rng.choice([a for a in actions if a.source == source])
 
-        units = set(self._links[tool.name].values())
+        # A unit is written after its number; with no number drawn it needs a clause of its own.
+        units = {unit for number, unit in self._links[tool.name].items() if number in values}
         middle = not action.template.endswith("{rest}")
         keyed = self._keyed[tool.name]
         rendered = [self._clause(v, rng, free, natural_only=middle, keyed=name in keyed)
@@ -180,7 +184,8 @@ class OfflineTeacher:
         present = [p for p in tool.params
                    if p.required or (kinds[p.name] != "object" and rng.random() < OPTIONAL_RATE)]
         names = {p.name for p in present}
-        present = [p for p in present if p.name not in owners or owners[p.name] in names]
+        # A unit goes with its number, but a required one is given even without it.
+        present = [p for p in present if p.required or p.name not in owners or owners[p.name] in names]
         # Enums first, then units, then the rest: "steps" or "lbs" decide a number's range.
         stage = {p.name: 0 if kinds[p.name] == "enum" and p.name not in owners
                  else 1 if p.name in owners else 2 for p in present}
@@ -304,7 +309,7 @@ def tool_actions(tool: Tool, kinds: dict[str, str], links: dict[str, str]) -> li
         actions += [Action(f"{q} {the}{' '.join(obj)} {{rest}}", "question") for q in ("what's", "what is")]
     if verb:
         slotted = _slot_actions(tool, verb, obj, synonyms, kinds, links)
-        if slotted and obj == obj[:1] and obj[0] in P.PREPOSITIONS:
+        if slotted and len(obj) == 1 and obj[0] in P.PREPOSITIONS:
             actions = [a for a in actions if a.source != "name"]  # "navigate to, destination: Rome"
         actions += slotted
     unique: dict[tuple, Action] = {}
@@ -347,7 +352,7 @@ def _slot_actions(tool: Tool, verb: str, obj: list[str], synonyms: tuple[str, ..
         shared = param_words & set(obj) - {"name", "id"}
         slot = owners.get(param.name, param.name)
         # "to_currency" names the object too, but "convert EUR" would read as the source.
-        if kind in ("boolean", "object") or (param_words & _ROLE_WORDS and param.name not in owners):
+        if kind in ("boolean", "object") or (param_words & ROLE_WORDS and param.name not in owners):
             continue
         if kind == "enum" and param_words & P.TYPE_WORDS and obj and (shared or param.required):
             actions += [Action(f"{s} {{a}} {{slot}} {noun} {{rest}}", "slot", slot) for s in synonyms]

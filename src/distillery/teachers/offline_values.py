@@ -33,6 +33,7 @@ _STRING_BY_NAME = (
     ({"recipient", "recipients", "contact", "person", "attendee", "attendees", "friend",
       "assignee", "caller", "who", "invitee", "invitees", "participants", "guest", "guests",
       "user", "username"}, "person"),
+    ({"unit", "units"}, "unit"),  # before the roles: "to_unit" is a unit, not a place
     ({"destination", "dropoff", "to"}, "destination"),
     ({"pickup", "origin", "from", "start", "source"}, "origin"),
     ({"location", "city", "place", "where", "address", "venue", "region", "country", "town"}, "place"),
@@ -50,7 +51,6 @@ _STRING_BY_NAME = (
     ({"room", "zone"}, "room"),
     ({"device", "speaker", "output"}, "device"),
     ({"color", "colour"}, "color"),
-    ({"unit", "units"}, "unit"),
 )
 # Fallback when the name says nothing: words of the description, most specific first.
 _STRING_BY_DESC = (
@@ -84,6 +84,8 @@ _RANGES = (
     ("passengers", 1, 6, 1), ("results", 1, 10, 1), ("year", 1950, 2030, 1), ("age", 1, 90, 1),
 )
 _SWITCH = frozenset({"enabled", "enable", "on", "active", "state", "power"})
+# Words that say which end of a transfer a parameter is ("to_currency"), not what it measures.
+ROLE_WORDS = frozenset({"to", "from", "target", "source", "into", "base"})
 _BOOL_VERBS = frozenset({"avoid", "include", "repeat", "notify", "allow", "skip", "save", "send",
                          "share", "mute", "loop", "round", "sort", "use", "show", "keep", "add"})
 
@@ -173,9 +175,10 @@ def link_units(tool: Tool, kinds: dict[str, str]) -> dict[str, str]:
         is_unit = bool(set(tokens) & {"unit", "units"})
         is_from_currency = kinds[p.name] == "currency" and (
             set(tokens) & {"from", "source", "base"} or tokens == ["currency"])
-        if not (is_unit or is_from_currency) or p.type == "array":
-            continue
-        other = set(tokens) - {"unit", "units"}
+        if not (is_unit or is_from_currency) or p.type not in ("string", "any"):
+            continue  # "per_unit_time" (an integer) is a quantity, not a unit
+        # Role words name no quantity: "to_unit" is not the unit of "round_to".
+        other = set(tokens) - {"unit", "units"} - ROLE_WORDS
         match = [n for n in numbers if other & set(name_words(n.name))]
         if is_from_currency:
             match = [n for n in numbers if kinds[n.name] == "money"] or numbers[:1]
@@ -246,7 +249,9 @@ def _enum_surface(member: Any, rng: random.Random) -> str:
 def _number(param: Param, context: list[str], rng: random.Random) -> int | float:
     # The unit (context[0]) outranks the name: "temperature" in "fahrenheit" is 60-80.
     texts = context[:1] + [param.name.replace("_", " "), clean_description(param.description)] + context[1:]
-    low, high, step = 1, 100, 1.0 if param.type == "number" else 1
+    # An array's elements have the array's item type: a list of integers holds whole numbers.
+    whole = param.type == "integer" or param.items == "integer"
+    low, high, step = 1, 100, 1 if whole or param.type == "array" else 1.0
     found = next(((lo, hi, st) for text in texts for word, lo, hi, st in _RANGES
                   if word in words(text)), None)
     if found:
@@ -255,7 +260,7 @@ def _number(param: Param, context: list[str], rng: random.Random) -> int | float
     if declared:
         low, high = int(declared.group(1)), int(declared.group(2))
     # Most people say whole numbers; a `number` parameter sometimes gets a fraction.
-    if param.type == "integer" or step >= 1 or rng.random() < 0.6:
+    if whole or step >= 1 or rng.random() < 0.6:
         step = max(1, int(step))
         return low + step * rng.randint(0, max(0, (high - low) // step))
     if step == 1.0:
@@ -377,7 +382,7 @@ def clause_templates(value: Value) -> tuple[str, ...]:
     if kind == "date":
         return ("on {v}", "for {v}") if value.surface in P.DATES_ON else ("{v}", "for {v}")
     for role, templates in P.ROLE_CLAUSES:
-        if tokens & role and kind in ("person", "email", "language", "currency", "time"):
+        if tokens & role and kind in ("person", "email", "language", "currency", "time", "unit"):
             return templates
     return P.CLAUSES.get(kind, ("{pw} {v}",))
 

@@ -47,7 +47,8 @@ def render_prompt(utterance: str, tools: list[Tool]) -> str:
 
 
 def _ordered_arguments(arguments: dict[str, Any], tool: Tool | None) -> dict[str, Any]:
-    # Schema order makes the target deterministic: the student never has to guess an order.
+    # Schema order makes the target deterministic (the student never has to guess an order),
+    # and it is the order the tool grammar enforces.
     if tool is None:
         return dict(arguments)
     order = {p.name: i for i, p in enumerate(tool.params)}

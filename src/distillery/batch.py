@@ -1,0 +1,111 @@
+"""Batch prediction: a JSON Lines file of requests in, one line of calls out per request.
+
+A request line is `{"id", "utterance" or "messages", "tools"}`: `messages` are OpenAI chat
+messages, of which the last user message is the request; `tools` are in any catalog format
+(OpenAI or BFCL) and, when left out, default to the catalog given on the command line or
+the Spirit's own. An answer line is `{"id", "calls": [{"name", "arguments"}], "latency_ms"}`.
+Every line is read and checked before the model runs, so a bad line costs no compute.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from distillery.errors import DistilleryError
+from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.tasks.tool_calling.schema import Tool
+
+_EXAMPLE = '{"id": "q1", "utterance": "set a timer for 5 minutes", "tools": [...]}'
+
+
+@dataclass
+class Request:
+    id: str | int  # as written in the input, echoed in the answer
+    utterance: str
+    tools: list[Tool] | None  # None: the default catalog
+
+
+def read_requests(path: Path) -> list[Request]:
+    """Every request in `path`; the first bad line raises a DistilleryError naming file:line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DistilleryError(f"{path}: no such input file. Fix: give a JSON Lines file, one request a line, "
+                              f"e.g. {_EXAMPLE}.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DistilleryError(f"{path}: cannot be read ({exc}). Fix: give a readable UTF-8 JSON Lines file.") from None
+    requests, seen = [], set()
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            request = _parse_line(line, f"{path}:{number}")
+            if request.id in seen:
+                raise DistilleryError(f"{path}:{number}: id {request.id!r} is used twice. Fix: give every "
+                                      "request its own id, so answers can be matched to requests.")
+            seen.add(request.id)
+            requests.append(request)
+    if not requests:
+        raise DistilleryError(f"{path}: no requests in the file. Fix: one request a line, e.g. {_EXAMPLE}.")
+    return requests
+
+
+def _parse_line(line: str, where: str) -> Request:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DistilleryError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno}). Fix: one complete "
+                              f"JSON object a line, e.g. {_EXAMPLE}.") from None
+    if not isinstance(row, dict):
+        raise DistilleryError(f"{where}: expected a JSON object, got {type(row).__name__}. Fix: e.g. {_EXAMPLE}.")
+    if not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
+        raise DistilleryError(f'{where}: "id" is missing or not a string or number. Fix: add e.g. "id": "q1".')
+    if "utterance" in row:
+        utterance = row["utterance"]
+        if not isinstance(utterance, str) or not utterance.strip():
+            raise DistilleryError(f'{where}: "utterance" must be a non-empty string. Fix: the user\'s request, '
+                                  'e.g. "utterance": "set a timer for 5 minutes".')
+    elif "messages" in row:
+        utterance = last_user_message(row["messages"], where)
+    else:
+        raise DistilleryError(f'{where}: no "utterance" or "messages". Fix: add the request as "utterance": '
+                              '"..." or as OpenAI chat "messages": [{"role": "user", "content": "..."}].')
+    tools = None
+    if row.get("tools") is not None:
+        tools = parse_tools(row["tools"], where=f'{where}, "tools"')
+    return Request(id=row["id"], utterance=utterance.strip(), tools=tools)
+
+
+def last_user_message(messages: object, where: str) -> str:
+    """The text of the last user message in OpenAI chat `messages` (string or text parts)."""
+    if not isinstance(messages, list):
+        raise DistilleryError(f'{where}: "messages" must be a list of chat messages. '
+                              'Fix: e.g. "messages": [{"role": "user", "content": "..."}].')
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts: keep the text ones
+                content = " ".join(p.get("text", "") for p in content
+                                   if isinstance(p, dict) and p.get("type") == "text")
+            if isinstance(content, str) and content.strip():
+                return content
+            break
+    raise DistilleryError(f'{where}: "messages" has no user message with text. '
+                          'Fix: end with e.g. {"role": "user", "content": "set a timer for 5 minutes"}.')
+
+
+def predict_all(caller: ToolCaller, requests: list[Request], default_tools: list[Tool],
+                on_progress=None) -> list[dict]:
+    """One answer row per request, in the input's order."""
+    rows = []
+    for i, request in enumerate(requests):
+        prediction = caller.predict(request.utterance, request.tools or default_tools)
+        row = {"id": request.id, "calls": prediction.calls, "latency_ms": round(prediction.latency_ms, 2)}
+        if prediction.calls is None:  # only without the grammar: say what came out instead
+            row["raw_output"] = prediction.text
+        rows.append(row)
+        if on_progress:
+            on_progress(i + 1, len(requests))
+    return rows

@@ -1,0 +1,76 @@
+"""Values copied from the request.
+
+Most arguments of a tool call are read off the request: a name, a place, a quoted title, a
+number. For a parameter whose values the teacher copied word for word in (nearly) every
+Mash example, decoding restricts the student to word-aligned spans of the request (strings)
+or the numbers written in it. The student then only has to choose *where* a value starts
+and ends, never spell it, and it cannot write a value that is not in the request.
+
+Which parameters qualify is measured on the hearts, so a teacher that rewrites values
+("tomorrow" -> a date, "half an hour" -> 30) leaves them free.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from distillery.tasks.tool_calling.schema import Tool
+
+# A value starts at a word, or at a symbol after a space ("$40"); it ends after a word, or
+# after a symbol that is not followed by a word ("later?" in `"later?" she said`).
+_START = re.compile(r"(?<!\w)\w|(?:(?<=\s)|^)[^\w\s]")
+_END = re.compile(r"\w(?!\w)|[^\w\s](?!\w)")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
+
+MAX_SPAN_CHARS = 200  # longer spans are not offered: keeps grammars small on long requests
+
+
+def spans(utterance: str) -> list[str]:
+    """Every word-aligned substring of the request, in order of first appearance."""
+    starts = [m.start() for m in _START.finditer(utterance)]
+    ends = [m.end() for m in _END.finditer(utterance)]
+    found = {utterance[s:e]: None for s in starts for e in ends if s < e <= s + MAX_SPAN_CHARS}
+    return list(found)
+
+
+def numbers(utterance: str) -> list[int | float]:
+    """The numbers written in digits in the request."""
+    out: dict[int | float, None] = {}
+    for m in _NUMBER.finditer(utterance):
+        text = m.group()
+        out[float(text) if "." in text else int(text)] = None
+    return list(out)
+
+
+def is_copied(value: Any, utterance: str) -> bool | None:
+    """Whether `value` is read off the request word for word; None when the question does not apply."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return value in set(spans(utterance))
+    if isinstance(value, (int, float)):
+        return any(float(n) == float(value) for n in numbers(utterance))
+    if isinstance(value, list) and value:
+        verdicts = [is_copied(v, utterance) for v in value]
+        return None if any(v is None for v in verdicts) else all(verdicts)
+    return None
+
+
+def copied_params(examples: list[dict], tools_by_name: dict[str, Tool], *, threshold: float = 0.98,
+                  min_support: int = 3) -> list[str]:
+    """`tool.param` names whose values the examples copy from the request at least `threshold` of the time."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for ex in examples:
+        for call in ex["calls"]:
+            tool = tools_by_name.get(call["name"])
+            for key, value in call["arguments"].items():
+                param = tool.param(key) if tool else None
+                if param is None or param.enum is not None:
+                    continue  # enums are closed sets: the grammar already holds them
+                verdict = is_copied(value, ex["utterance"])
+                if verdict is not None:
+                    counts[f"{call['name']}.{key}"][0] += verdict
+                    counts[f"{call['name']}.{key}"][1] += 1
+    return sorted(name for name, (hit, n) in counts.items() if n >= min_support and hit / n >= threshold)

@@ -1,0 +1,93 @@
+"""The offline teacher on function docs written like BFCL's: dotted names, bare verbs as names,
+typed lists, unit-like names that are not units, required units of optional numbers, and one
+tool called twice."""
+
+import random
+import re
+
+from distillery.mash import judge, offer_tools
+from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.teachers.offline import OfflineTeacher
+
+DOCS = parse_tools([
+    {"name": "calculate", "description": "Evaluate an arithmetic expression.", "parameters": {
+        "type": "dict", "required": ["expression"],
+        "properties": {"expression": {"type": "string", "description": "The expression."}}}},
+    {"name": "walmart.check_price", "description": "Calculate total price for given items.", "parameters": {
+        "type": "dict", "required": ["items", "quantities"], "properties": {
+            "items": {"type": "array", "items": {"type": "string"}, "description": "Items to buy."},
+            "quantities": {"type": "array", "items": {"type": "integer"}, "description": "Quantity of each item."}}}},
+    {"name": "recipe_calculator.calculate_time", "description": "Cooking time of a recipe.", "parameters": {
+        "type": "dict", "required": ["weight", "per_unit_time"], "properties": {
+            "weight": {"type": "float", "description": "The weight of the item."},
+            "per_unit_time": {"type": "integer", "description": "Minutes per unit of weight."},
+            "unit_of_time": {"type": "string", "description": "Unit of time, e.g. minutes."}}}},
+    {"name": "latest_exchange_rate", "description": "Latest exchange rate between two currencies.", "parameters": {
+        "type": "dict", "required": ["source_currency", "target_currency"], "properties": {
+            "source_currency": {"type": "string", "description": "The currency you are converting from."},
+            "target_currency": {"type": "string", "description": "The currency you are converting to."},
+            "amount": {"type": "float", "description": "The amount to convert."}}}},
+    {"name": "temperature_converter.convert", "description": "Convert a temperature.", "parameters": {
+        "type": "dict", "required": ["temperature", "from_unit", "to_unit"], "properties": {
+            "temperature": {"type": "float", "description": "The temperature."},
+            "from_unit": {"type": "string", "description": "The unit to convert from."},
+            "to_unit": {"type": "string", "description": "The unit to convert to."},
+            "round_to": {"type": "integer", "description": "Decimal places."}}}},
+], where="bfcl docs")
+BY_NAME = {t.name: t for t in DOCS}
+
+
+def run(n=150, **ratios):
+    teacher = OfflineTeacher(DOCS, seed=11, **{"no_call_ratio": 0.0, **ratios})
+    return [teacher.candidate(i) for i in range(n)]
+
+
+def calls_of(candidates, name):
+    return [call for c in candidates for call in c["calls"] if call["name"] == name]
+
+
+def test_every_candidate_is_a_valid_example_for_every_tool():
+    candidates = run(n=300, no_call_ratio=0.1, parallel_ratio=0.2)
+    for i, candidate in enumerate(candidates):
+        offered = offer_tools(candidate["calls"], candidate["avoid"], DOCS, random.Random(i), 1, 1)
+        assert judge(candidate, offered, BY_NAME, set()) is None, candidate
+    assert {call["name"] for c in candidates for call in c["calls"]} == set(BY_NAME)
+
+
+def test_a_list_of_integers_holds_whole_numbers_written_in_the_request():
+    quantities = [(call["arguments"]["quantities"], c["utterance"]) for c in run()
+                  for call in c["calls"] if call["name"] == "walmart.check_price"]
+    assert len(quantities) >= 10
+    for values, text in quantities:
+        assert all(type(v) is int for v in values)
+        assert all(re.search(rf"\b{v}\b", text) for v in values)
+
+
+def test_a_quantity_named_like_a_unit_is_still_a_number():
+    for call in calls_of(run(), "recipe_calculator.calculate_time"):
+        assert type(call["arguments"]["per_unit_time"]) is int
+
+
+def test_a_required_unit_is_given_and_written_even_without_its_number():
+    found = [(call["arguments"], c["utterance"]) for c in run() for call in c["calls"]
+             if call["name"] == "latest_exchange_rate"]
+    assert any("amount" not in args for args, _ in found)  # the optional number is sometimes left out
+    for args, text in found:
+        assert args["source_currency"] in text and args["target_currency"] in text
+
+
+def test_from_and_to_units_are_units_read_in_their_direction():
+    for call in calls_of(run(), "temperature_converter.convert"):
+        args = call["arguments"]
+        assert args["from_unit"] in ("celsius", "fahrenheit", "kelvin")
+        assert args["to_unit"] in ("celsius", "fahrenheit", "kelvin")
+
+
+def test_parallel_requests_call_one_tool_twice_or_two_tools():
+    pairs = [c["calls"] for c in run(n=200, parallel_ratio=1.0)]
+    assert all(len(calls) == 2 for calls in pairs)
+    same = sum(a["name"] == b["name"] for a, b in pairs)
+    assert 0.3 * len(pairs) < same < 0.7 * len(pairs)
+    # A catalog of one tool can still ask for parallel calls: that tool twice.
+    alone = OfflineTeacher(DOCS[:1], seed=0, no_call_ratio=0.0, parallel_ratio=1.0).candidate(0)
+    assert [c["name"] for c in alone["calls"]] == ["calculate", "calculate"]
