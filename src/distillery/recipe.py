@@ -213,7 +213,7 @@ class StillConfig(Section):
         1.0, ge=0, le=1, description="Share of hearts whose distractor tools are drawn again each epoch, so the "
         "student reads which tools are offered instead of remembering each example's list.")
     prompt_loss: float = Field(
-        0.3, ge=0, le=1, description="Weight of a language-modelling loss on the prompt (the request and the "
+        0.6, ge=0, le=1, description="Weight of a language-modelling loss on the prompt (the request and the "
         "tools), added to the completion's: a regularizer that makes the student read the request.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Matmul precision: bf16 autocast where the CPU has bf16 instructions (auto), or fp32.")
