@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
 from distillery.teachers.base import (
     CONTENT_FILTER,
     LENGTH,
     STOP,
+    HTTPTeacher,
     Request,
     Response,
-    api_key,
-    make_client,
     post_json,
 )
 
@@ -58,27 +55,14 @@ def parse_body(data: dict) -> Response:
                     finish=_FINISH.get(raw, raw or STOP), raw_finish=raw)
 
 
-class AnthropicTeacher:
+class AnthropicTeacher(HTTPTeacher):
     name = "anthropic"
-
-    def __init__(self, model: str | None = None, base_url: str | None = None, key_env: str | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None):
-        self.model = model or DEFAULT_MODEL
-        self.base_url = (base_url or DEFAULT_URL).rstrip("/")
-        variables = (key_env,) if key_env else ("ANTHROPIC_API_KEY",)
-        self._key = api_key(variables, self.name)
-        self.key_env = variables[0]
-        self._client = make_client(transport)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self._key,)
+    default_model = DEFAULT_MODEL
+    default_url = DEFAULT_URL
+    key_variables = ("ANTHROPIC_API_KEY",)
 
     async def complete(self, request: Request) -> Response:
         headers = {"x-api-key": self._key, "anthropic-version": VERSION}
         data = await post_json(self._client, f"{self.base_url}/v1/messages", headers,
                                build_body(self.model, request))
         return parse_body(data)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

@@ -152,6 +152,34 @@ def make_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.Asyn
                              follow_redirects=False)
 
 
+class HTTPTeacher:
+    """What every HTTP provider shares: its endpoint, its key from the environment, one client."""
+
+    name = ""
+    default_model = ""
+    default_url = ""
+    key_variables: tuple[str, ...] = ()
+
+    def __init__(self, model: str | None = None, base_url: str | None = None, key_env: str | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        self.model = model or self.default_model
+        self.base_url = (base_url or self.default_url).rstrip("/")
+        variables = (key_env,) if key_env else self.key_variables
+        self._key = api_key(variables, self.name, optional=self.key_is_optional())
+        self.key_env = variables[0]
+        self._client = make_client(transport)
+
+    def key_is_optional(self) -> bool:
+        return False
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self._key,) if self._key else ()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
 async def post_json(client: httpx.AsyncClient, url: str, headers: dict, body: dict) -> dict:
     """POST `body`, return the JSON answer; a non-2xx answer raises HTTPStatusFailure."""
     answer = await client.post(url, headers=headers, json=body)

@@ -6,16 +6,13 @@ Structured output: `responseMimeType: application/json` with `responseJsonSchema
 
 from __future__ import annotations
 
-import httpx
-
 from distillery.teachers.base import (
     CONTENT_FILTER,
     LENGTH,
     STOP,
+    HTTPTeacher,
     Request,
     Response,
-    api_key,
-    make_client,
     post_json,
 )
 
@@ -59,26 +56,17 @@ def parse_body(data: dict) -> Response:
     return Response(text=text, input_tokens=inputs, output_tokens=outputs, finish=finish, raw_finish=raw)
 
 
-class GeminiTeacher:
+class GeminiTeacher(HTTPTeacher):
     name = "gemini"
+    default_model = DEFAULT_MODEL
+    default_url = DEFAULT_URL
+    key_variables = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, key_env: str | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None):
-        self.model = (model or DEFAULT_MODEL).removeprefix("models/")
-        self.base_url = (base_url or DEFAULT_URL).rstrip("/")
-        variables = (key_env,) if key_env else ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-        self._key = api_key(variables, self.name)
-        self.key_env = variables[0]
-        self._client = make_client(transport)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self._key,)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model = self.model.removeprefix("models/")
 
     async def complete(self, request: Request) -> Response:
         url = f"{self.base_url}/models/{self.model}:generateContent"
         data = await post_json(self._client, url, {"x-goog-api-key": self._key}, build_body(request))
         return parse_body(data)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

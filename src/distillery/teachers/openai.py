@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import logging
 
-import httpx
-
 from distillery.teachers.base import (
     CONTENT_FILTER,
     LENGTH,
     STOP,
     HTTPStatusFailure,
+    HTTPTeacher,
     Request,
     Response,
-    api_key,
     is_loopback,
-    make_client,
     post_json,
 )
 
@@ -63,22 +60,18 @@ def parse_body(data: dict) -> Response:
                     finish=_FINISH.get(raw, raw or STOP), raw_finish=raw)
 
 
-class OpenAITeacher:
+class OpenAITeacher(HTTPTeacher):
     name = "openai"
+    default_model = DEFAULT_MODEL
+    default_url = DEFAULT_URL
+    key_variables = ("OPENAI_API_KEY",)
 
-    def __init__(self, model: str | None = None, base_url: str | None = None, key_env: str | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None):
-        self.model = model or DEFAULT_MODEL
-        self.base_url = (base_url or DEFAULT_URL).rstrip("/")
-        variables = (key_env,) if key_env else ("OPENAI_API_KEY",)
-        self._key = api_key(variables, self.name, optional=is_loopback(self.base_url))
-        self.key_env = variables[0]
-        self._client = make_client(transport)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.schema_format = FORMATS[0]
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self._key,) if self._key else ()
+    def key_is_optional(self) -> bool:
+        return is_loopback(self.base_url)  # llama.cpp, vLLM, Ollama on this machine need none
 
     async def complete(self, request: Request) -> Response:
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
@@ -95,6 +88,3 @@ class OpenAITeacher:
                     log.info("%s refused response_format %s; using %s", self.base_url, used, self.schema_format)
                 continue
             return parse_body(data)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
