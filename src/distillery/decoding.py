@@ -2,11 +2,17 @@
 
 A hand-written loop rather than `model.generate`: for a model this small the per-token
 overhead of the generic generator is larger than the forward pass itself.
+
+The loop talks to a *runner*: anything with `max_len`, `start(prompt_ids)` and `step(token)`,
+each returning the next-token logits as a 1-D torch tensor. `TorchRunner` runs a transformers
+model; exported bottles (ONNX, GGUF) bring their own runner, so every format decodes with the
+same loop, the same grammar and the same prompt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from transformers import DynamicCache
@@ -16,24 +22,60 @@ from transformers import DynamicCache
 LogitsFilter = Callable[[list[int], torch.Tensor], torch.Tensor]
 
 
+class Runner(Protocol):
+    max_len: int  # the model's context length in tokens
+
+    def start(self, prompt_ids: list[int]) -> torch.Tensor:
+        """Forget any previous sequence, read the prompt, return the next-token logits."""
+
+    def step(self, token: int) -> torch.Tensor:
+        """Append one token, return the next-token logits."""
+
+
+class TorchRunner:
+    """A transformers causal LM, one sequence at a time, with a KV cache."""
+
+    def __init__(self, model):
+        self.model = model
+        self.max_len = model.config.max_position_embeddings
+        self.cache = None
+
+    def _forward(self, ids: list[int]) -> torch.Tensor:
+        out = self.model(input_ids=torch.tensor([ids]), past_key_values=self.cache, use_cache=True)
+        return out.logits[0, -1]
+
+    def start(self, prompt_ids: list[int]) -> torch.Tensor:
+        self.cache = DynamicCache()
+        return self._forward(prompt_ids)
+
+    def step(self, token: int) -> torch.Tensor:
+        return self._forward([token])
+
+
+def as_runner(model) -> Runner:
+    return model if hasattr(model, "start") and hasattr(model, "step") else TorchRunner(model)
+
+
 @torch.inference_mode()
 def greedy_decode(model, prompt_ids: list[int], *, eos_id: int, max_new_tokens: int,
                   logits_filter: LogitsFilter | None = None) -> list[int]:
-    """The generated token ids (without the prompt, without the end token)."""
-    max_len = model.config.max_position_embeddings
-    prompt_ids = prompt_ids[-(max_len - 1):]
-    max_new_tokens = min(max_new_tokens, max_len - len(prompt_ids))
-    cache = DynamicCache()
-    input_ids = torch.tensor([prompt_ids])
+    """The generated token ids (without the prompt, without the end token).
+
+    `model` is a runner or a transformers model (wrapped in a TorchRunner).
+    """
+    runner = as_runner(model)
+    prompt_ids = prompt_ids[-(runner.max_len - 1):]
+    max_new_tokens = min(max_new_tokens, runner.max_len - len(prompt_ids))
     generated: list[int] = []
+    logits = runner.start(prompt_ids) if max_new_tokens > 0 else None
     for _ in range(max_new_tokens):
-        out = model(input_ids=input_ids, past_key_values=cache, use_cache=True)
-        logits = out.logits[0, -1]
         if logits_filter is not None:
             logits = logits_filter(generated, logits)
         token = int(torch.argmax(logits))
         if token == eos_id:
             break
         generated.append(token)
-        input_ids = torch.tensor([[token]])
+        if len(generated) == max_new_tokens:
+            break
+        logits = runner.step(token)
     return generated
