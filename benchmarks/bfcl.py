@@ -61,7 +61,9 @@ def student_recipe(category: str, per_function: int, epochs: int, n_tools: int, 
                     "d_ff": 768, "max_seq_len": 768, "vocab_size": 4096},
         "cuts": {"hearts": 0.95, "heads": 0.05},
         "still": {"epochs": epochs, "batch_size": 16, "lr": 3.0e-3, "threads": threads},
-        "tasting": {"held_out": 200},
+        # Abstaining (no call when the student wants a known tool that is not offered) only where
+        # the student was taught that a request may need no call.
+        "tasting": {"held_out": 200, "abstain": no_call_ratio > 0},
     }
 
 
@@ -108,9 +110,8 @@ def evaluate(name: str, caller, questions: list[dict], category: str) -> dict:
 def run_student(spirit_path: Path, questions: list[dict], category: str) -> dict:
     spirit = load_spirit(spirit_path)
     # Decoded as the Spirit says it is deployed (grammar, parameters copied from the request).
-    caller = ToolCaller(spirit.model, spirit.tokenizer,
-                        max_new_tokens=spirit.metadata["model_config"]["max_position_embeddings"],
-                        grammar=spirit.decoding.get("grammar", True), copied=spirit.decoding.get("copied_params"))
+    caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.decoding,
+                                      max_new_tokens=spirit.metadata["model_config"]["max_position_embeddings"])
     result = evaluate("student", caller, questions, category)
     return {**result, "params": count_params(spirit.model), "size_bytes": spirit_path.stat().st_size,
             "grammar": caller.grammar is not None, "spirit": str(spirit_path)}

@@ -3,6 +3,7 @@
     free          greedy decoding, nothing constrained
     grammar       only calls the offered tools accept (tasks/tool_calling/grammar.py)
     grammar+copy  and copied parameters only take spans of the request (tasks/tool_calling/spans.py)
+    +abstain      and no call when the student asks for a tool it knows that is not offered
 
     python benchmarks/decoding.py runs/needle-v1 [--json benchmarks/results/decoding.json]
 
@@ -41,7 +42,8 @@ def main() -> None:
     heads = read_jsonl(args.run / "cuts" / "heads.jsonl")
     copied = copied_params(read_jsonl(args.run / "cuts" / "hearts.jsonl"), {t.name: t for t in spirit.tools})
     decoders = {"free": {"grammar": False}, "grammar": {"grammar": True},
-                "grammar+copy": {"grammar": True, "copied": copied}}
+                "grammar+copy": {"grammar": True, "copied": copied},
+                "+abstain": {"grammar": True, "copied": copied, "known_tools": [t.name for t in spirit.tools]}}
     results = {}
     for name, options in decoders.items():
         caller = ToolCaller(spirit.model, spirit.tokenizer, max_new_tokens=256, **options)
@@ -54,8 +56,8 @@ def main() -> None:
     for name, row in results.items():
         table.add_row(name, *(f"{row[k]:.3f}" for k in COLUMNS), f"{row['p50_ms']:.1f}")
     Console().print(table)
-    free, best = results["free"]["exact_call_accuracy"], results["grammar+copy"]["exact_call_accuracy"]
-    print(f"exact_call_accuracy, grammar+copy vs free: {best:.2f} vs {free:.2f} ({best / max(free, 1e-9):.2f}x)")
+    free, best = results["free"]["exact_call_accuracy"], results["+abstain"]["exact_call_accuracy"]
+    print(f"exact_call_accuracy, grammar+copy+abstain vs free: {best:.2f} vs {free:.2f} ({best / max(free, 1e-9):.2f}x)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"run": str(args.run), "n_heads": len(heads), "copied_params": copied,
                                      "decoders": results}, indent=2))

@@ -23,6 +23,12 @@ tasting: {samples: 8}
 """
 
 
+@pytest.fixture(autouse=True)
+def _private_cellar(tmp_path_factory, monkeypatch):
+    # No test (nor a CLI it starts) ever writes into the user's ~/.distillery/cellar.
+    monkeypatch.setenv("DISTILLERY_CELLAR", str(tmp_path_factory.mktemp("cellar")))
+
+
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory) -> Run:
     root = tmp_path_factory.mktemp("pipeline")

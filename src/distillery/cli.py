@@ -14,10 +14,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from distillery.cli_cellar import cellar_app
 from distillery.errors import DistilleryError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Distill what a large LLM does on one bounded task into a small model.")
+app.add_typer(cellar_app, name="cellar")
 err = Console(stderr=True)
 
 RecipeArg = typer.Argument(..., help="The Recipe YAML file.", show_default=False)
@@ -68,6 +70,9 @@ def distill(recipe: Path = RecipeArg, runs: Path = RunsOpt):
     """Run every stage: Mash, Cuts, tokenizer, Still, Tasting, Spirit. Re-running skips what is done."""
     run = _run(recipe, runs, "spirit")
     notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
+    from distillery.cli_cellar import register
+
+    register(run.spirit_path())  # reports a Cellar failure, never raises it: the run is kept
     typer.echo(json.dumps({"spirit": str(run.spirit_path()), "proof": notes["proof"], **notes["metrics"]}, indent=2))
 
 
@@ -107,44 +112,107 @@ def still(recipe: Path = RecipeArg, runs: Path = RunsOpt):
     typer.echo(str(run.dir / "still"))
 
 
+ArtifactArg = typer.Argument(..., show_default=False,
+                             help="A .spirit, .onnx, .gguf or .pt file, or an hf bottle folder.")
+
+
 @app.command()
 @friendly
-def taste(recipe: Path = RecipeArg, runs: Path = RunsOpt):
-    """Run up to the Tasting and print the tasting notes' headline numbers."""
-    run = _run(recipe, runs, "tasting")
-    notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
-    typer.echo(json.dumps({"proof": notes["proof"], **notes["metrics"], "n_eval": notes["n_eval"]}, indent=2))
+def taste(
+    target: Path = typer.Argument(..., show_default=False, help="A Recipe YAML (runs its stages up to the "
+                                  "Tasting), or an artifact: a .spirit, .onnx, .gguf or .pt file, or an hf folder."),
+    runs: Path = RunsOpt,
+    on: Path = typer.Option(None, "--on", help="Heads JSON Lines to taste an artifact on (default: the heads "
+                            "the artifact carries)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole tasting notes as JSON."),
+):
+    """Print the tasting notes' headline numbers of a Recipe's student or of any artifact; every
+    artifact of one Spirit is tasted on the same heads, the ones it carries."""
+    if target.suffix.lower() in (".yaml", ".yml"):
+        if on is not None:
+            raise DistilleryError("--on is for artifacts: a Recipe is tasted on its run's heads. Fix: "
+                                  f"`distillery taste {target}`, or `distillery taste SPIRIT --on FILE.jsonl`.")
+        run = _run(target, runs, "tasting")
+        notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
+    else:
+        from distillery.bottling import no_heads_error, open_artifact, resolve_heads, taste_bottle
+
+        bottle = open_artifact(target)
+        found = resolve_heads(bottle.metadata, on, str(target))
+        if found is None:
+            raise no_heads_error(str(target))
+        notes = {"artifact": str(target), "format": bottle.format, "heads": found[1],
+                 **taste_bottle(bottle, found[0])}
+    headline = {"proof": notes["proof"], **notes["metrics"], "n_eval": notes["n_eval"]}
+    typer.echo(json.dumps(notes if as_json else headline, indent=2, ensure_ascii=False))
+
+
+@app.command("bottle")
+@friendly
+def bottle_command(
+    spirit: Path = typer.Argument(..., help="The .spirit file.", show_default=False),
+    fmt: str = typer.Option(..., "--format", help="hf, onnx, gguf, pt or web.", show_default=False),
+    out: Path = typer.Option(..., "--out", help="The folder the bottle is written in.", show_default=False),
+    quantize: str = typer.Option(None, "--quantize", help="f16 (hf, pt, gguf), q8_0 or q4_0 (gguf), int8 "
+                                 "(onnx, web); left out: the Spirit's f32 weights."),
+    on: Path = typer.Option(None, "--on", help="Heads JSON Lines to taste the bottle on (default: the Spirit's)."),
+):
+    """Export the Spirit for another runtime, taste the bottle next to the Spirit on the same heads,
+    and write those tasting notes into the bottle."""
+    from distillery.bottling import bottle, notes_path
+
+    path, notes = bottle(spirit, fmt, out, quantize, on=on, log=lambda m: err.print(m, markup=False, highlight=False))
+    if notes is None:
+        if fmt != "web":
+            err.print(f"not tasted: {spirit} carries no heads. Fix: add --on runs/<name>-v<version>/cuts/heads.jsonl.",
+                      markup=False, highlight=False)
+        typer.echo(json.dumps({"bottle": str(path)}, indent=2))
+        return
+    typer.echo(json.dumps({
+        "bottle": str(path), "tasting_notes": str(notes_path(path)), "format": fmt, "quantize": quantize,
+        "size_bytes": notes["size_bytes"], "n_eval": notes["n_eval"],
+        "exact_call_accuracy": notes["metrics"]["exact_call_accuracy"],
+        "spirit_exact_call_accuracy": notes["spirit"]["metrics"]["exact_call_accuracy"],
+        "difference": notes["exact_call_accuracy_difference"], "same_calls_as_spirit": notes["same_calls_as_spirit"],
+    }, indent=2))
 
 
 @app.command()
 @friendly
 def predict(
-    spirit: Path = typer.Argument(..., help="A .spirit file.", show_default=False),
+    artifact: Path = ArtifactArg,
     utterance: str = typer.Argument(None, help="The user's request (or use --input).", show_default=False),
     tools: Path = typer.Option(None, "--tools", help="Tool catalog JSON (default: the Spirit's own catalog)."),
+    runtime: str = typer.Option(None, "--runtime", help="torch (.spirit, .pt, hf folder), onnx (.onnx) or "
+                                "llama.cpp (.gguf): the runtime the artifact must run in."),
     grammar: bool = typer.Option(True, "--grammar/--no-grammar",
                                  help="Constrain decoding to calls the offered tools accept."),
     input_path: Path = typer.Option(None, "--input", help='JSON Lines of {"id", "utterance" or "messages", "tools"}.'),
     output: Path = typer.Option(None, "--output", help="Where --input's answers go (default: standard output)."),
 ):
-    """Print the calls the Spirit makes for UTTERANCE, as JSON; or answer every line of --input,
-    loading the model once. Needs nothing but the Spirit file."""
+    """Print the calls the Spirit (or any bottle of it) makes for UTTERANCE, as JSON; or answer every
+    line of --input, loading the model once. Needs nothing but the artifact."""
     from distillery.batch import predict_all, read_requests
+    from distillery.bottling import RUNTIMES, caller_for, open_artifact
     from distillery.jsonl import write_jsonl
-    from distillery.predictor import ToolCaller
-    from distillery.spirit import load_spirit
-    from distillery.tasks.tool_calling.catalog import load_catalog
+    from distillery.tasks.tool_calling.catalog import load_catalog, parse_tools
 
     if (utterance is None) == (input_path is None) or (output is not None and input_path is None):
         raise DistilleryError("predict takes one request as UTTERANCE, or a file of them as --input "
                               "(with an optional --output). Fix: e.g. `distillery predict my.spirit \"set a timer\"` "
                               "or `distillery predict my.spirit --input requests.jsonl --output answers.jsonl`.")
+    if runtime is not None and runtime not in set(RUNTIMES.values()):
+        raise DistilleryError(f"--runtime {runtime!r} is not a runtime. Fix: use torch, onnx or llama.cpp.")
     requests = read_requests(input_path) if input_path else None
-    loaded = load_spirit(spirit)
-    catalog = load_catalog(str(tools), Path.cwd()) if tools else loaded.tools
-    caller = ToolCaller(loaded.model, loaded.tokenizer,
-                        max_new_tokens=loaded.metadata["model_config"]["max_position_embeddings"], grammar=grammar,
-                        copied=loaded.decoding.get("copied_params"))
+    loaded = open_artifact(artifact)
+    if runtime is not None and RUNTIMES[loaded.format] != runtime:
+        wanted = {"torch": "hf", "onnx": "onnx", "llama.cpp": "gguf"}[runtime]
+        raise DistilleryError(f"{artifact}: this {loaded.format} artifact runs in {RUNTIMES[loaded.format]}, not "
+                              f"{runtime}. Fix: bottle the Spirit for {runtime} (`distillery bottle SPIRIT "
+                              f"--format {wanted} --out DIR`) and predict with that bottle.")
+    catalog = load_catalog(str(tools), Path.cwd()) if tools else parse_tools(loaded.metadata["tools"],
+                                                                              where=f"{artifact} (tools)")
+    caller = caller_for(loaded, grammar=grammar)
     if requests is not None:
         rows = predict_all(caller, requests, catalog)
         if output is None:
@@ -159,6 +227,27 @@ def predict(
         err.print(f"the student's output is not a list of calls: {prediction.text!r}")
         raise typer.Exit(1)
     typer.echo(json.dumps(prediction.calls, ensure_ascii=False))
+
+
+@app.command()
+@friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; not loopback needs --api-key."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    spirit: Path = typer.Option(None, "--spirit", help="Serve this one .spirit file instead of the Cellar."),
+    api_key: str = typer.Option(None, "--api-key", envvar="DISTILLERY_API_KEY", show_envvar=True,
+                                help="Require `Authorization: Bearer KEY` on every route but /health."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads for decoding (1 is fastest for "
+                                "tiny students; see docs/serving.md)."),
+    max_body: int = typer.Option(1 << 20, "--max-body", min=1024, help="Largest request body in bytes (413 above)."),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per request, queueing included "
+                                  "(504 after)."),
+):
+    """Serve the Cellar's Spirits and aliases (or one --spirit) as an OpenAI-compatible
+    chat-completions API that answers with tool calls."""
+    from distillery.serve import run
+
+    run(host=host, port=port, spirit=spirit, api_key=api_key, threads=threads, max_body=max_body, timeout_s=timeout)
 
 
 @app.callback()

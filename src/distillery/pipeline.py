@@ -224,15 +224,16 @@ class Run:
             copied = []
             if r.tasting.grammar and r.tasting.copy_values:
                 copied = copied_params(read_jsonl(self.dir / "cuts" / "hearts.jsonl"), self.tools_by_name)
-            caller = ToolCaller(self._trained_model(), tok, max_new_tokens=r.student.max_seq_len,
-                                grammar=r.tasting.grammar, copied=copied)
+            known = [t.name for t in self.catalog] if r.tasting.grammar and r.tasting.abstain else []
+            decoding = {"grammar": r.tasting.grammar, "copied_params": copied, "known_tools": known}
+            caller = ToolCaller.from_decoding(self._trained_model(), tok, decoding, max_new_tokens=r.student.max_seq_len)
             heads = read_jsonl(self.dir / "cuts" / "heads.jsonl")
             found = tasting.taste(caller, heads, self.catalog, samples=r.tasting.samples, held_out=r.tasting.held_out)
             result = json.loads((self.dir / "still" / "result.json").read_text())
             notes = {"name": r.name, "version": r.version, "task": r.task, **found,
                      "params": result["params"], "train_seconds": result["train_seconds"],
                      "loss_curve": result["loss_curve"], "grammar": r.tasting.grammar,
-                     "decoding": {"grammar": r.tasting.grammar, "copied_params": copied},
+                     "decoding": decoding,
                      "recipe_sha256": r.sha256()}
             out = self.dir / "tasting"
             out.mkdir(parents=True, exist_ok=True)
@@ -246,6 +247,11 @@ class Run:
                 f"p50 {notes['latency_ms']['p50']:.1f} ms")
 
         self._stage("tasting", inputs, [self.dir / "tasting" / "notes.json"], work)
+
+    def _tasted_heads(self) -> str:
+        # The Spirit carries the heads its tasting used, so every bottle of it is tasted on them.
+        lines = [line for line in (self.dir / "cuts" / "heads.jsonl").read_text().splitlines() if line.strip()]
+        return "".join(line + "\n" for line in lines[:self.recipe.tasting.held_out or None])
 
     def spirit_path(self) -> Path:
         return self.dir / f"{self.recipe.name}.spirit"
@@ -261,7 +267,7 @@ class Run:
             write_spirit(self.spirit_path(), self._trained_model(), model_config=self._model_config(),
                          tokenizer_json=(self.dir / "tokenizer.json").read_text(), recipe_yaml=r.resolved_yaml(),
                          task=r.task, tools=self.catalog, tasting=headline, lineage=lineage,
-                         decoding=notes["decoding"])
+                         decoding=notes["decoding"], heads=self._tasted_heads())
             size = self.spirit_path().stat().st_size / 1e6
             self.console.print(f"[bold]Spirit[/bold]: {self.spirit_path()} ({size:.1f} MB)")
 

@@ -21,6 +21,7 @@ class Prediction:
     text: str  # the raw completion
     latency_ms: float
     unfinished: bool = False  # constrained, but out of tokens before the calls were complete
+    abstained: bool = False  # the student asked for a tool it knows that is not offered: no call
 
 
 class ToolCaller:
@@ -30,7 +31,7 @@ class ToolCaller:
     """
 
     def __init__(self, model, tokenizer: Tokenizer, max_new_tokens: int = 256, grammar: bool = True,
-                 copied: list[str] | None = None):
+                 copied: list[str] | None = None, known_tools: list[str] | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
@@ -39,13 +40,35 @@ class ToolCaller:
         self.grammar = CallGrammar(tokenizer) if grammar else None
         # `tool.param` names whose values are spans of the request (see tasks/tool_calling/spans.py).
         self.copied = frozenset(copied or ())
+        # First token of each tool name the student was trained on (its catalog), for abstaining.
+        self.known_first = {}
+        for name in known_tools or ():
+            self.known_first.setdefault(tokenizer.encode(name).ids[0], set()).add(name)
+
+    @classmethod
+    def from_decoding(cls, model, tokenizer: Tokenizer, decoding: dict, *, max_new_tokens: int,
+                      grammar: bool | None = None) -> ToolCaller:
+        """The caller a Spirit's `decoding` metadata describes; `grammar` overrides its grammar flag.
+
+        `decoding` = {"grammar", "copied_params", "known_tools"}; copied values and abstaining both
+        need the grammar, so without it they are off.
+        """
+        grammar = decoding.get("grammar", True) if grammar is None else grammar
+        return cls(model, tokenizer, max_new_tokens=max_new_tokens, grammar=grammar,
+                   copied=decoding.get("copied_params") if grammar else None,
+                   known_tools=decoding.get("known_tools") if grammar else None)
 
     def predict(self, utterance: str, tools: list[Tool]) -> Prediction:
         start = time.perf_counter()
         prompt_ids = encode_prompt(self.tokenizer, render_prompt(utterance, tools), self.skip)
         constraint = self.grammar.matcher(tools, utterance=utterance, copied=self.copied) if self.grammar else None
-        out_ids = greedy_decode(self.model, prompt_ids, eos_id=self.eos_id, max_new_tokens=self.max_new_tokens,
-                                logits_filter=constraint)
+        if self.known_first:
+            constraint = _AbstainUnoffered(self, {t.name for t in tools}, constraint)
+        try:
+            out_ids = greedy_decode(self.model, prompt_ids, eos_id=self.eos_id, max_new_tokens=self.max_new_tokens,
+                                    logits_filter=constraint)
+        except _Abstain:
+            return Prediction(calls=[], text="[]", latency_ms=(time.perf_counter() - start) * 1000, abstained=True)
         text = self.tokenizer.decode(out_ids, skip_special_tokens=False)
         calls = parse_completion(text)
         # Under the grammar every token keeps the output a valid prefix, so the only way not to
@@ -61,3 +84,34 @@ class ToolCaller:
                       if c["name"] in by_name else c["arguments"]} for c in calls]
         return Prediction(calls=calls, text=text, latency_ms=(time.perf_counter() - start) * 1000,
                           unfinished=unfinished)
+
+
+class _Abstain(Exception):
+    pass
+
+
+class _AbstainUnoffered:
+    """No call when, at the first tool name, the student prefers a tool it knows that is not offered.
+
+    Requests for a tool that is missing from the offered list must get no call. The grammar
+    only lets the student write offered names, so on its own it turns such a request into a
+    call of the nearest offered tool. The student's unconstrained choice among the tool names it
+    was trained on says what it was asked for; if that tool is not offered, the answer is no call.
+    Tools the student never saw are not candidates, so unseen catalogs decode as before.
+    """
+
+    PREFIX = '[{"name":"'
+
+    def __init__(self, caller: ToolCaller, offered: set[str], inner):
+        self.caller, self.offered, self.inner = caller, offered, inner
+        self.checked = False
+
+    def __call__(self, generated: list[int], logits):
+        if not self.checked and len(generated) <= 8 and \
+                self.caller.tokenizer.decode(generated, skip_special_tokens=False) == self.PREFIX:
+            self.checked = True
+            known = self.caller.known_first
+            best = max(known, key=lambda i: float(logits[i]))
+            if not known[best] & self.offered:
+                raise _Abstain
+        return self.inner(generated, logits) if self.inner is not None else logits

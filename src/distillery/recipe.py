@@ -228,6 +228,9 @@ class TastingConfig(Section):
     copy_values: bool = Field(True, description=(
         "With the grammar, parameters whose values the teacher always copied from the request may only "
         "take spans (or numbers) of the request."))
+    abstain: bool = Field(True, description=(
+        "With the grammar, answer with no call when the student asks for a tool it was trained on that "
+        "is not among the offered tools (the grammar alone would call the nearest offered one)."))
 
 
 class BottlingConfig(Section):

@@ -3,7 +3,9 @@
 Tensors are the weights; the safetensors `__metadata__` carries JSON strings: `format`,
 `model_config`, `tokenizer` (tokenizer.json text), `recipe` (resolved YAML), `task`,
 `tools` (the catalog in OpenAI format, so `predict` needs no other file), `tasting`
-(headline numbers) and `lineage`. No pickle anywhere: opening a Spirit runs no code.
+(headline numbers), `lineage`, `decoding` and `heads` (the held-out examples the tasting
+used, JSON Lines text, so any bottle of the Spirit is tasted on the same examples). No
+pickle anywhere: opening a Spirit runs no code.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ FORMAT = "distillery.spirit/1"
 _JSON_KEYS = ("model_config", "tasting", "lineage", "tools", "decoding")
 # Written by every Spirit since `decoding` was added; older files decode with the grammar alone.
 _OPTIONAL = {"decoding": json.dumps({"grammar": True, "copied_params": []})}
+# Every metadata key, in the order bottles write them; `heads` is optional (older Spirits lack it).
+KEYS = ("format", "model_config", "tokenizer", "recipe", "task", "tools", "tasting", "lineage", "decoding", "heads")
 
 
 @dataclass
@@ -48,7 +52,7 @@ def file_sha256(path: Path) -> str:
 
 
 def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, recipe_yaml: str, task: str,
-                 tools: list[Tool], tasting: dict, lineage: dict, decoding: dict) -> None:
+                 tools: list[Tool], tasting: dict, lineage: dict, decoding: dict, heads: str | None = None) -> None:
     metadata = {
         "format": FORMAT,
         "model_config": json.dumps(model_config, sort_keys=True),
@@ -60,6 +64,8 @@ def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, 
         "lineage": json.dumps(lineage, sort_keys=True),
         "decoding": json.dumps(decoding, sort_keys=True),
     }
+    if heads is not None:
+        metadata["heads"] = heads
     tmp = path.with_suffix(".spirit.tmp")
     save_model(model, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -76,16 +82,30 @@ def read_metadata(path: Path) -> dict:
             raw = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise SpiritError(f"{path}: not a readable safetensors file ({exc}). Fix: re-run `distillery distill`.")
+    return parse_metadata(raw, str(path))
+
+
+def parse_metadata(raw: dict[str, str], where: str) -> dict:
+    """Spirit metadata as stored (every value a string) -> JSON fields parsed; `where` names the file."""
     if raw.get("format") != FORMAT:
-        raise SpiritError(f"{path}: not a distillery Spirit (format is {raw.get('format')!r}, "
+        raise SpiritError(f"{where}: not a distillery Spirit (format is {raw.get('format')!r}, "
                           f"expected {FORMAT!r}).")
     meta = dict(raw)
     for key in _JSON_KEYS:
         try:
             meta[key] = json.loads(raw[key] if key in raw or key not in _OPTIONAL else _OPTIONAL[key])
         except (KeyError, json.JSONDecodeError) as exc:
-            raise SpiritError(f"{path}: its `{key}` metadata is missing or damaged ({exc}).")
+            raise SpiritError(f"{where}: its `{key}` metadata is missing or damaged ({exc}).")
     return meta
+
+
+def metadata_strings(meta: dict) -> dict[str, str]:
+    """The inverse of `parse_metadata`: every key as the string a Spirit (or a bottle) stores.
+
+    Key order is kept: a tool's parameter order is its prompt signature and its grammar.
+    """
+    return {key: meta[key] if isinstance(meta[key], str) else json.dumps(meta[key], ensure_ascii=False)
+            for key in KEYS if key in meta}
 
 
 def load_spirit(path: Path) -> Spirit:

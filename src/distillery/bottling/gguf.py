@@ -1,0 +1,241 @@
+"""The gguf bottle: a llama-architecture GGUF file for llama.cpp, with its BPE tokenizer.
+
+Written with the `gguf` package the way llama.cpp's own converter writes a Llama: the same
+tensor names, the query and key rows permuted for llama.cpp's rotary layout, norms in f32.
+`q8_0` and `q4_0` quantize each weight matrix in blocks of 32 along its rows; a matrix whose
+rows are not a multiple of 32 stays f16, as llama.cpp's converter does. With `q4_0` the token
+embedding, which is also the output layer (tied), stays `q8_0`: llama.cpp's quantizer keeps
+the output layer at higher precision too, because every logit goes through it.
+
+Everything distillery needs travels in the file's metadata under `distillery.*` (the Spirit's
+tokenizer, tools, decoding, tasting, recipe, lineage, heads), so the .gguf alone can be tasted.
+Next to it, `<name>.gbnf` is the grammar of the Spirit's tool calls for llama.cpp.
+
+distillery runs the file through llama-cpp-python fed with its own prompt ids: llama.cpp's
+pre-tokenizer differs from the student's, and the prompt drops whitespace tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from distillery.bottling import Bottle, check_choice
+from distillery.bottling.hf import CHAT_TEMPLATE
+from distillery.errors import DistilleryError
+from distillery.spirit import Spirit, metadata_strings, parse_metadata
+from distillery.tasks.tool_calling.grammar import calls_schema
+from distillery.tasks.tool_calling.prompt import SPECIAL_TOKENS
+from distillery.tasks.tool_calling.schema import Tool
+
+_PREFIX = "distillery."
+_INSTALL_GGUF = "Fix: pip install 'distillery[all]' (or pip install gguf)."
+_INSTALL_LLAMA = "Fix: pip install llama-cpp-python (it builds llama.cpp: a few minutes, once)."
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError:
+        raise DistilleryError(f"writing or reading a .gguf needs the `gguf` package. {_INSTALL_GGUF}") from None
+    return gguf
+
+
+def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    # transformers rotates the two halves of each head; llama.cpp rotates interleaved pairs.
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _tensor_type(gguf, name: str, data: np.ndarray, quantize: str | None):
+    if quantize is None or data.ndim == 1:
+        return gguf.GGMLQuantizationType.F32
+    wanted = {"f16": gguf.GGMLQuantizationType.F16, "q8_0": gguf.GGMLQuantizationType.Q8_0,
+              "q4_0": gguf.GGMLQuantizationType.Q4_0}[quantize]
+    if wanted == gguf.GGMLQuantizationType.Q4_0 and name == "token_embd.weight":
+        wanted = gguf.GGMLQuantizationType.Q8_0
+    block = gguf.GGML_QUANT_SIZES[wanted][0]
+    return wanted if data.shape[-1] % block == 0 else gguf.GGMLQuantizationType.F16
+
+
+def _add_tokenizer(gguf, writer, tokenizer: Tokenizer, config: dict) -> None:
+    vocab = tokenizer.get_vocab()
+    tokens = sorted(vocab, key=vocab.get)
+    if [vocab[t] for t in tokens] != list(range(config["vocab_size"])):
+        raise DistilleryError(f"the Spirit's tokenizer has {len(vocab)} tokens with gaps in their ids, its model "
+                              f"{config['vocab_size']}: it cannot be written as a GGUF vocabulary.")
+    merges = json.loads(tokenizer.to_str())["model"]["merges"]
+    writer.add_tokenizer_model("gpt2")  # llama.cpp's name for a byte-level BPE
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in SPECIAL_TOKENS else gguf.TokenType.NORMAL
+                            for t in tokens])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    writer.add_bos_token_id(config["bos_token_id"])
+    writer.add_eos_token_id(config["eos_token_id"])
+    writer.add_pad_token_id(config["pad_token_id"])
+    writer.add_add_bos_token(False)  # the prompt starts with <|tools|> itself
+    writer.add_chat_template(CHAT_TEMPLATE)
+
+
+def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
+    """Write `<name>-<f32|f16|q8_0|q4_0>.gguf` and `<name>.gbnf` under `out`; returns the .gguf."""
+    check_choice("gguf", quantize)
+    gguf = _gguf()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{spirit.path.stem}-{quantize or 'f32'}.gguf"
+    config = spirit.metadata["model_config"]
+    n_head, n_kv = config["num_attention_heads"], config["num_key_value_heads"]
+    file_type = {None: gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                 "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[quantize]
+
+    tmp = path.with_suffix(".gguf.tmp")
+    writer = gguf.GGUFWriter(tmp, "llama")
+    writer.add_name(spirit.path.stem)
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_kv)
+    writer.add_rope_dimension_count(config["hidden_size"] // n_head)
+    writer.add_rope_freq_base(config["rope_theta"])
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_vocab_size(config["vocab_size"])
+    writer.add_file_type(file_type)
+    _add_tokenizer(gguf, writer, spirit.tokenizer, config)
+    for key, value in metadata_strings(spirit.metadata).items():
+        writer.add_string(_PREFIX + key, value)
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
+    state = spirit.model.state_dict()
+    for hf_name, tensor in state.items():
+        if hf_name == "lm_head.weight" and config.get("tie_word_embeddings"):
+            continue  # llama.cpp uses token_embd as the output layer when there is no output.weight
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise DistilleryError(f"{spirit.path}: tensor {hf_name} has no GGUF name; the gguf bottle only "
+                                  "knows the Llama architecture of distillery's students.")
+        data = tensor.detach().float().numpy()
+        if hf_name.endswith("q_proj.weight"):
+            data = _permute(data, n_head)
+        elif hf_name.endswith("k_proj.weight"):
+            data = _permute(data, n_kv)
+        kind = _tensor_type(gguf, name, data, quantize)
+        if kind == gguf.GGMLQuantizationType.F32:
+            writer.add_tensor(name, data)
+        elif kind == gguf.GGMLQuantizationType.F16:
+            writer.add_tensor(name, data.astype(np.float16))
+        else:
+            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(tmp, path)
+    write_gbnf(spirit.tools, out / f"{spirit.path.stem}.gbnf")
+    return path
+
+
+def tools_gbnf(tools: list[Tool]) -> str:
+    """The GBNF grammar of a completion calling `tools`, for llama.cpp (`--grammar-file`, LlamaGrammar).
+
+    Made by llama.cpp's JSON-schema converter from the same schema distillery's grammar uses,
+    without whitespace between JSON tokens (the student writes compact JSON). Unlike
+    distillery's grammar it cannot narrow copied values to spans of the request, and it
+    writes the required arguments before the optional ones.
+    """
+    try:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+    except ImportError:
+        raise DistilleryError(f"writing the .gbnf grammar needs llama-cpp-python. {_INSTALL_LLAMA}") from None
+    grammar = json_schema_to_gbnf(json.dumps(calls_schema(tools)))
+    lines = [('space ::= ""' if line.startswith("space ::=") else line) for line in grammar.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def write_gbnf(tools: list[Tool], path: Path) -> Path:
+    Path(path).write_text(tools_gbnf(tools), encoding="utf-8")
+    return Path(path)
+
+
+def read_metadata(path: Path) -> dict:
+    """The Spirit metadata stored in a distillery .gguf (JSON fields parsed)."""
+    gguf = _gguf()
+    try:
+        reader = gguf.GGUFReader(path)
+    except (ValueError, OSError) as exc:
+        raise DistilleryError(f"{path}: not a readable GGUF file ({exc}). Fix: bottle the Spirit again with "
+                              "`distillery bottle SPIRIT --format gguf --out DIR`.") from None
+    # A string field's value is the part its `data` index points at (the same in every gguf release).
+    raw = {name[len(_PREFIX):]: bytes(field.parts[field.data[0]]).decode("utf-8")
+           for name, field in reader.fields.items() if name.startswith(_PREFIX)}
+    if not raw:
+        raise DistilleryError(f"{path}: a GGUF file without distillery metadata; distillery runs only the GGUF "
+                              "files it bottled. Fix: `distillery bottle SPIRIT --format gguf --out DIR`.")
+    return parse_metadata(raw, str(path))
+
+
+@contextmanager
+def _quiet_stderr():
+    # llama.cpp warns on its own stderr that its context (rounded up to a multiple of 256) is
+    # longer than the model's; decoding never goes past max_len, so the warning is only noise.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class LlamaCppRunner:
+    """A GGUF model in llama.cpp, one sequence at a time, fed with token ids (a decoding runner)."""
+
+    def __init__(self, path: Path, n_ctx: int, threads: int | None = None):
+        try:
+            import llama_cpp
+        except ImportError:
+            raise DistilleryError(f"running a .gguf needs llama-cpp-python. {_INSTALL_LLAMA}") from None
+        self._llama_cpp = llama_cpp
+        threads = threads or torch.get_num_threads()
+        try:
+            with _quiet_stderr():
+                self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads,
+                                           n_threads_batch=threads, verbose=False)
+        except ValueError as exc:
+            raise DistilleryError(f"{path}: llama.cpp cannot load it ({exc}). Fix: bottle the Spirit again.") from None
+        self.max_len = n_ctx
+        self.n_vocab = self.llm.n_vocab()
+
+    def _logits(self) -> torch.Tensor:
+        # Only the last position's logits are computed (logits_all=False): row 0 of the output.
+        logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits(self.llm.ctx), shape=(self.n_vocab,))
+        return torch.from_numpy(logits.copy())
+
+    def start(self, prompt_ids: list[int]) -> torch.Tensor:
+        self.llm.reset()
+        self.llm.eval(prompt_ids)
+        return self._logits()
+
+    def step(self, token: int) -> torch.Tensor:
+        self.llm.eval([token])
+        return self._logits()
+
+
+def open_bottle(path: Path, threads: int | None = None) -> Bottle:
+    """A distillery .gguf ready to decode through llama.cpp (`threads`: default torch's thread count)."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    runner = LlamaCppRunner(path, metadata["model_config"]["max_position_embeddings"], threads)
+    return Bottle(runner=runner, tokenizer=Tokenizer.from_str(metadata["tokenizer"]), metadata=metadata,
+                  format="gguf")

@@ -1,0 +1,120 @@
+"""The OpenAI chat-completions wire format, as far as a tool-calling student speaks it.
+
+Requests are validated with pydantic (unknown OpenAI fields are accepted and ignored, as
+sampling options are: decoding is greedy); answers and errors are built as the OpenAI API
+writes them, so the official clients read them unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+
+class ApiError(Exception):
+    """An answer with an OpenAI-style error object: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+    def body(self) -> dict:
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class FunctionName(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: FunctionName
+
+
+class ChatRequest(BaseModel):
+    """The fields of POST /v1/chat/completions that change what is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=256)
+    # Checked further by batch.last_user_message: the answer is to the last user message.
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    tools: list[Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: StrictBool | None = None
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    n: StrictInt | None = None
+    stream: StrictBool | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int | None) -> int | None:
+        # Greedy decoding has one answer; n copies of it would only cost compute.
+        if n is not None and n != 1:
+            raise ValueError("only n=1 is supported: decoding is greedy, so every choice would be the same")
+        return n
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, stream: bool | None) -> bool | None:
+        if stream:
+            raise ValueError("streaming is not supported: a call is sent whole, once the grammar has closed it. "
+                             "Fix: leave out stream, or set it to false")
+        return stream
+
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+def validation_error(errors: list[dict]) -> ApiError:
+    """The first pydantic error as an OpenAI 400: the field path as `param`."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    # Field names and list indexes; pydantic's union-branch tags ("literal['none',...]") say nothing to a client.
+    loc = [str(part) for part in first.get("loc", ()) if part != "body" and re.fullmatch(r"\w+", str(part))]
+    param = ".".join(loc) or None
+    message = first.get("msg", "invalid request").removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        message = "the body is not valid JSON. Fix: send a JSON object with model and messages"
+    elif first.get("type") == "model_attributes_type":
+        message = "the body must be a JSON object with model and messages"
+    return ApiError(400, f"{param}: {message}" if param else message, param=param, code=first.get("type"))
+
+
+def _call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def chat_completion(*, model: str, calls: list[dict], finish_reason: str, prompt_tokens: int,
+                    completion_tokens: int, fingerprint: str) -> dict:
+    """The answer: tool calls (`finish_reason: "tool_calls"`), or an empty assistant message."""
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls else "", "refusal": None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": _call_id(), "type": "function",
+             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+            for c in calls]
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": fingerprint,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def model_card(name: str, created: int, **extra: Any) -> dict:
+    return {"id": name, "object": "model", "created": created, "owned_by": "distillery", **extra}

@@ -1,0 +1,383 @@
+"""`distillery serve`: the Cellar's Spirits and aliases behind an OpenAI-compatible API.
+
+    GET  /health                 no key needed
+    GET  /v1/models              every Spirit and alias
+    GET  /v1/models/{model}
+    POST /v1/chat/completions    messages + tools in, tool_calls out (grammar-constrained)
+
+A model name is looked up in the Cellar on every request (cheap: the index is re-read only
+when its file changes), so re-pointing an alias takes effect at once; a request keeps the
+Spirit it resolved to until it is answered. Loaded Spirits stay in a small LRU keyed by
+sha256. Decoding is serialised per Spirit (one KV cache each; a second decoder was measured
+to add no throughput on 2 cores, benchmarks/serve.py) and runs in the server's thread pool,
+so the event loop keeps accepting. Every Spirit reads a tool catalog's prompt prefix
+once (prefix_cache.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from distillery.batch import last_user_message
+from distillery.cellar import Cellar, CellarError
+from distillery.decoding import TorchRunner
+from distillery.errors import DistilleryError
+from distillery.openai_api import ApiError, ChatRequest, chat_completion, error_body, model_card, validation_error
+from distillery.prefix_cache import PrefixCachedRunner
+from distillery.predictor import ToolCaller
+from distillery.spirit import Spirit, load_spirit
+from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.tasks.tool_calling.prompt import USER, render_prompt
+from distillery.tasks.tool_calling.schema import Tool
+from distillery.tokenizer import encode_prompt
+
+log = logging.getLogger("distillery.serve")
+
+MAX_BODY_BYTES = 1 << 20  # a big catalog is tens of kB; the student reads a few hundred tokens
+TIMEOUT_S = 30.0
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+@dataclass
+class Answer:
+    calls: list[dict]
+    finish_reason: str  # "tool_calls", "stop" (no call) or "length" (out of tokens mid-call)
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class LoadedSpirit:
+    """One Spirit ready to answer: its ToolCaller over a prefix-cached runner, and the lock decoding takes.
+
+    Answers come from `ToolCaller.predict`, the same decoding as `predict` and the Tasting;
+    per request only the token budget, the deadline and `tool_choice` change, on a copy.
+    """
+
+    def __init__(self, spirit: Spirit, sha256: str, prefix_cache: int = 16):
+        self.spirit, self.sha256 = spirit, sha256
+        self.runner = (PrefixCachedRunner(spirit.model, spirit.tokenizer.token_to_id(USER), prefix_cache)
+                       if prefix_cache else TorchRunner(spirit.model))
+        self.caller = ToolCaller.from_decoding(self.runner, spirit.tokenizer, spirit.decoding,
+                                               max_new_tokens=self.runner.max_len, grammar=True)
+        self.lock = threading.Lock()
+
+    def answer(self, utterance: str, tools: list[Tool], *, max_tokens: int | None, allow_none: bool = True,
+               allow_parallel: bool = True, deadline: float) -> Answer:
+        prompt_tokens = len(encode_prompt(self.caller.tokenizer, render_prompt(utterance, tools), self.caller.skip))
+        room = self.runner.max_len - prompt_tokens
+        if room < 1:
+            # Cutting the prompt would cut the catalog off: refuse instead of answering blind.
+            raise ApiError(400, f"the prompt (offered tools + last user message) is {prompt_tokens} tokens; this "
+                                f"Spirit reads at most {self.runner.max_len - 1}. Fix: offer fewer tools, or send a "
+                                "shorter message.", param="messages", code="context_length_exceeded")
+        caller = copy.copy(self.caller)
+        caller.max_new_tokens = min(max_tokens or room, room)
+        caller.model = counted = _Deadline(self.runner, deadline)
+        if not (allow_none and allow_parallel):
+            caller.grammar = _Choice(self.caller.grammar, allow_none, allow_parallel)
+            caller.known_first = {}  # a call was asked for: never abstain
+        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceeded
+        try:
+            prediction = caller.predict(utterance, tools)
+        finally:
+            self.lock.release()
+        finish = "length" if prediction.unfinished else "tool_calls" if prediction.calls else "stop"
+        return Answer(prediction.calls or [], finish, prompt_tokens, counted.tokens)
+
+
+class _Deadline:
+    """A runner that gives up at the request's deadline, and counts the tokens it was asked for."""
+
+    def __init__(self, runner, deadline: float):
+        self.runner, self.deadline, self.max_len, self.tokens = runner, deadline, runner.max_len, 0
+
+    def _check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise DeadlineExceeded
+
+    def start(self, prompt_ids):
+        self._check()
+        self.tokens = 1  # every logits vector read becomes one completion token (the last may be the end token)
+        return self.runner.start(prompt_ids)
+
+    def step(self, token):
+        self._check()
+        self.tokens += 1
+        return self.runner.step(token)
+
+
+class _Choice:
+    """The call grammar with tool_choice applied: a call required, or at most one call."""
+
+    def __init__(self, grammar, allow_none: bool, allow_parallel: bool):
+        self.grammar, self.allow_none, self.allow_parallel = grammar, allow_none, allow_parallel
+
+    def matcher(self, tools, **kwargs):
+        return self.grammar.matcher(tools, allow_none=self.allow_none, allow_parallel=self.allow_parallel, **kwargs)
+
+
+class SpiritPool:
+    """Spirits loaded on first use and kept in an LRU by sha256; the Cellar names them."""
+
+    def __init__(self, cellar: Cellar, size: int = 4, prefix_cache: int = 16):
+        self.cellar, self.size, self.prefix_cache = cellar, size, prefix_cache
+        self.loaded: OrderedDict[str, LoadedSpirit] = OrderedDict()
+        self._lock = threading.Lock()  # guards `loaded`
+        self._loading = threading.Lock()  # one load at a time; requests for loaded Spirits never wait on it
+
+    def get(self, name: str) -> tuple[dict, LoadedSpirit]:
+        entry = self.cellar.resolve(name)
+        sha = entry["sha256"]
+        with self._lock:
+            found = self.loaded.get(sha)
+            if found is not None:
+                self.loaded.move_to_end(sha)
+                return entry, found
+        with self._loading:
+            with self._lock:
+                found = self.loaded.get(sha)
+            if found is None:
+                found = LoadedSpirit(load_spirit(self.cellar.verified_path(entry)), sha, self.prefix_cache)
+                log.info("loaded %s (sha256 %s...)", entry["name"], sha[:12])
+            with self._lock:
+                self.loaded[sha] = found
+                while len(self.loaded) > self.size:
+                    self.loaded.popitem(last=False)  # requests holding it finish with it
+        return entry, found
+
+
+def _created(iso: str) -> int:
+    try:
+        return int(datetime.fromisoformat(iso).timestamp())
+    except (TypeError, ValueError):
+        return 0
+
+
+def _tools_for(request: ChatRequest, spirit: Spirit) -> tuple[list[Tool], bool]:
+    """The offered tools and whether answering with no call is allowed, from tools and tool_choice."""
+    tools = spirit.tools
+    if request.tools is not None:
+        try:
+            tools = parse_tools(request.tools, where="tools")
+        except DistilleryError as exc:
+            raise ApiError(400, str(exc), param="tools") from None
+    choice = request.tool_choice
+    if choice in (None, "auto", "none"):  # "none" is answered without decoding
+        return tools, True
+    if not tools:
+        raise ApiError(400, f"tool_choice {choice if isinstance(choice, str) else 'function'!r} needs tools. "
+                            "Fix: send tools, or leave out tool_choice.", param="tool_choice")
+    if choice == "required":
+        return tools, False
+    named = [t for t in tools if t.name == choice.function.name]
+    if not named:
+        raise ApiError(400, f"tool_choice names {choice.function.name!r}, which is not among the offered tools "
+                            f"({', '.join(t.name for t in tools)}).", param="tool_choice")
+    return named, False
+
+
+class Guard:
+    """ASGI middleware: the API key (every route but /health), then the body limit, before any parsing."""
+
+    def __init__(self, app, api_key: str | None, max_body: int):
+        self.app, self.api_key, self.max_body = app, api_key, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if self.api_key and scope["path"] != "/health":
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            token = given[7:] if given[:7].lower() == "bearer " else ""
+            if not hmac.compare_digest(token.encode(), self.api_key.encode()):
+                return await _reply(send, 401, error_body(
+                    "missing or wrong API key. Fix: send the header `Authorization: Bearer <key>` with the key the "
+                    "server was started with.", "invalid_request_error", code="invalid_api_key"),
+                    {"www-authenticate": "Bearer"})
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return await _too_large(send, self.max_body)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body:
+                return await _too_large(send, self.max_body)
+            if not message.get("more_body"):
+                break
+        body, sent = b"".join(chunks), False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send, limit: int):
+    await _reply(send, 413, error_body(f"the request body is over the server's limit of {limit} bytes. Fix: send "
+                                       "fewer tools or a shorter message, or start the server with a larger "
+                                       "--max-body.", "invalid_request_error", code="request_too_large"))
+
+
+async def _reply(send, status: int, body: dict, headers: dict | None = None):
+    raw = json.dumps(body).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    head += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": raw})
+
+
+def create_app(cellar: Cellar, *, api_key: str | None = None, max_body: int = MAX_BODY_BYTES,
+               timeout_s: float = TIMEOUT_S, pool_size: int = 4, prefix_cache: int = 16) -> FastAPI:
+    """The API over `cellar`; `api_key` required on every route but /health when given."""
+    pool = SpiritPool(cellar, size=pool_size, prefix_cache=prefix_cache)
+    app = FastAPI(title="distillery", docs_url=None, redoc_url=None)
+    app.state.pool = pool
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_, exc: ApiError):
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_, exc: RequestValidationError):
+        error = validation_error(list(exc.errors()))
+        return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_, exc: StarletteHTTPException):
+        return JSONResponse(error_body(str(exc.detail), "invalid_request_error"), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _internal(_, exc: Exception):
+        log.exception("internal error")
+        return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"), status_code=500)
+
+    def resolve(name: str) -> tuple[dict, LoadedSpirit]:
+        try:
+            return pool.get(name)
+        except CellarError as exc:
+            known = name in cellar.entries() or name in cellar.aliases()
+            if known:  # a damaged or missing file: the server's problem, told in its log, not to clients
+                log.error("%s", exc)
+                raise ApiError(500, f"the Spirit behind {name!r} cannot be loaded; the server's log says why.",
+                               type="server_error", code="spirit_unavailable") from None
+            raise ApiError(404, f"the model {name!r} does not exist: it is neither a Spirit nor an alias in the "
+                                "Cellar. Fix: GET /v1/models lists them.", param="model",
+                           code="model_not_found") from None
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "models": len(cellar.entries()) + len(cellar.aliases()), "loaded": len(pool.loaded)}
+
+    def cards() -> list[dict]:
+        entries, aliases = cellar.entries(), cellar.aliases()
+        return ([model_card(n, _created(e["added"]), proof=e.get("proof"), sha256=e["sha256"])
+                 for n, e in sorted(entries.items())]
+                + [model_card(a, _created(rec["updated"]), target=rec["target"], min_proof=rec.get("min_proof"))
+                   for a, rec in sorted(aliases.items())])
+
+    @app.get("/v1/models")
+    def list_models():
+        return {"object": "list", "data": cards()}
+
+    @app.get("/v1/models/{model:path}")
+    def get_model(model: str):
+        found = [c for c in cards() if c["id"] == model]
+        if not found:
+            resolve(model)  # raises the 404
+        return found[0]
+
+    @app.post("/v1/chat/completions")
+    def chat_completions(request: ChatRequest):
+        deadline = time.monotonic() + timeout_s
+        entry, loaded = resolve(request.model)
+        try:
+            utterance = last_user_message(request.messages, "messages")
+        except DistilleryError as exc:
+            raise ApiError(400, str(exc), param="messages") from None
+        tools, allow_none = _tools_for(request, loaded.spirit)
+        fingerprint = "spirit-" + loaded.sha256[:16]
+        if request.tool_choice == "none" or not tools:
+            return chat_completion(model=entry["name"], calls=[], finish_reason="stop", prompt_tokens=0,
+                                   completion_tokens=0, fingerprint=fingerprint)
+        try:
+            answer = loaded.answer(utterance, tools, max_tokens=request.token_limit(), allow_none=allow_none,
+                                   allow_parallel=request.parallel_tool_calls is not False, deadline=deadline)
+        except DeadlineExceeded:
+            raise ApiError(504, f"no answer within the server's limit of {timeout_s:g} s per request (busy, or a "
+                                "long answer). Fix: retry, lower max_tokens, or start the server with a longer "
+                                "--timeout.", type="timeout_error", code="timeout") from None
+        except ValueError as exc:  # a catalog llguidance cannot compile (CallMatcher raises it)
+            raise ApiError(400, f"the offered tools do not make a grammar: {exc}", param="tools") from None
+        return chat_completion(model=entry["name"], calls=answer.calls, finish_reason=answer.finish_reason,
+                               prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
+                               fingerprint=fingerprint)
+
+    app.add_middleware(Guard, api_key=api_key, max_body=max_body)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only ever reaches this machine (every address it resolves to is loopback)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
+
+
+def run(*, host: str = "127.0.0.1", port: int = 8000, spirit: Path | None = None, cellar_root: Path | None = None,
+        api_key: str | None = None, threads: int | None = 1, max_body: int = MAX_BODY_BYTES,
+        timeout_s: float = TIMEOUT_S, log_level: str = "info") -> None:
+    """Serve until interrupted. `spirit`: serve that one file (under its Cellar name) instead of the Cellar."""
+    import torch
+    import uvicorn
+
+    if not is_loopback(host) and not api_key:
+        raise DistilleryError(f"--host {host} is reachable from other machines, so the server needs an API key. "
+                              "Fix: pass --api-key KEY (or set DISTILLERY_API_KEY), or serve on 127.0.0.1.")
+    if threads:
+        torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="distillery-serve-") as tmp:
+        cellar = Cellar(Path(tmp)) if spirit is not None else Cellar(cellar_root)
+        if spirit is not None:
+            cellar.add(spirit)
+        if not cellar.entries():
+            raise DistilleryError(f"the Cellar ({cellar.root}) has no Spirits to serve. Fix: `distillery cellar add "
+                                  "FILE`, run `distillery distill`, or serve one file with --spirit FILE.")
+        names = ", ".join([*cellar.entries(), *cellar.aliases()])
+        log.warning("serving %s on http://%s:%d", names, host, port)
+        app = create_app(cellar, api_key=api_key, max_body=max_body, timeout_s=timeout_s)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
