@@ -60,11 +60,17 @@ def test_spirit_metadata_and_predict_from_a_copy_in_an_empty_dir(small_run: Run,
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(small_run.spirit_path(), alone / "copy.spirit")
+    # The whole 25-tool catalog does not fit this student's 320-token context: said, exit 2, no traceback.
     result = subprocess.run([sys.executable, "-m", "distillery.cli", "predict", "copy.spirit",
                              "set a timer for 10 minutes"], cwd=alone, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "offer fewer tools" in result.stderr and "Traceback" not in result.stderr
+    shutil.copy(EXAMPLES / "needle_four_tools.json", alone / "four.json")
+    result = subprocess.run([sys.executable, "-m", "distillery.cli", "predict", "copy.spirit",
+                             "set a timer for 10 minutes", "--tools", "four.json"],
+                            cwd=alone, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    tools = {t.name: t for t in parse_tools(json.loads(meta["tools"]), where="spirit")}
-    assert check_calls(json.loads(result.stdout), list(tools.values())) is None
+    tools = parse_tools(json.loads((alone / "four.json").read_text()), where="four.json")
+    assert check_calls(json.loads(result.stdout), tools) is None
 
     # Tools the Spirit never saw: the grammar still admits only valid calls of them.
     unseen = [{"type": "function", "function": {"name": "water_plants", "description": "Water the plants.",

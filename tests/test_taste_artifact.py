@@ -13,7 +13,10 @@ from distillery.bottling import gguf as bottle_gguf, hf as bottle_hf, open_artif
 from distillery.cli import app
 from distillery.errors import DistilleryError
 from distillery.spirit import load_spirit
+from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.validate import check_calls
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +60,13 @@ def test_every_artifact_tastes_the_same_on_the_heads_it_carries(small_run, bottl
 
 
 def test_predict_runs_any_artifact_and_checks_runtime(small_run, bottles):
-    spirit = load_spirit(small_run.spirit_path())
+    four = EXAMPLES / "needle_four_tools.json"  # the whole catalog does not fit this student's context
+    tools = parse_tools(json.loads(four.read_text()), where=str(four))
     for kind, runtime in (("gguf", "llama.cpp"), ("hf", "torch"), ("pt", None)):
-        code, out = cli("predict", bottles[kind], "set a timer for 10 minutes", *(["--runtime", runtime] if runtime
-                                                                                   else []))
+        code, out = cli("predict", bottles[kind], "set a timer for 10 minutes", "--tools", four,
+                        *(["--runtime", runtime] if runtime else []))
         assert code == 0, out
-        assert check_calls(json.loads(out), spirit.tools) is None
+        assert check_calls(json.loads(out), tools) is None
     code, out = cli("predict", bottles["gguf"], "set a timer", "--runtime", "onnx")
     assert code == 2 and "runs in llama.cpp" in out and "--format onnx" in out
     code, out = cli("predict", bottles["spirit"], "set a timer", "--runtime", "tensorflow")

@@ -7,12 +7,20 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
-from distillery.decoding import greedy_decode
+from distillery.decoding import as_runner, greedy_decode
+from distillery.errors import DistilleryError
 from distillery.tasks.tool_calling.grammar import CallGrammar
 from distillery.tasks.tool_calling.prompt import END, parse_completion, render_prompt
 from distillery.tasks.tool_calling.schema import Tool
 from distillery.tokenizer import encode_prompt, whitespace_ids
 from distillery.tasks.tool_calling.validate import coerce_arguments
+
+
+MIN_ANSWER_TOKENS = 32  # a prompt must leave at least this much of the context for the calls
+
+
+class PromptTooLong(DistilleryError):
+    """The offered tools and the request leave too little of the context for an answer."""
 
 
 @dataclass
@@ -36,6 +44,7 @@ class ToolCaller:
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
         self.eos_id = tokenizer.token_to_id(END)
+        self.max_len = as_runner(model).max_len
         self.skip = whitespace_ids(tokenizer)
         self.grammar = CallGrammar(tokenizer) if grammar else None
         # `tool.param` names whose values are spans of the request (see tasks/tool_calling/spans.py).
@@ -61,6 +70,13 @@ class ToolCaller:
     def predict(self, utterance: str, tools: list[Tool]) -> Prediction:
         start = time.perf_counter()
         prompt_ids = encode_prompt(self.tokenizer, render_prompt(utterance, tools), self.skip)
+        room = self.max_len - len(prompt_ids)
+        if room < MIN_ANSWER_TOKENS:
+            raise PromptTooLong(
+                f"the request with its {len(tools)} offered tools takes {len(prompt_ids)} tokens of the student's "
+                f"{self.max_len}-token context, leaving {max(room, 0)} for the answer. Fix: offer fewer tools "
+                "(e.g. `--tools FILE` with the few a request can need; the student was trained on the recipe's "
+                "`mash.tools_per_call`), or distill with a larger `student.max_seq_len`.")
         constraint = self.grammar.matcher(tools, utterance=utterance, copied=self.copied) if self.grammar else None
         if self.known_first:
             constraint = _AbstainUnoffered(self, {t.name for t in tools}, constraint)
