@@ -30,6 +30,7 @@ class Prediction:
     latency_ms: float
     unfinished: bool = False  # constrained, but out of tokens before the calls were complete
     abstained: bool = False  # the student asked for a tool it knows that is not offered: no call
+    prompt_tokens: int = 0  # the prompt's length in tokens
 
 
 class ToolCaller:
@@ -84,7 +85,8 @@ class ToolCaller:
             out_ids = greedy_decode(self.model, prompt_ids, eos_id=self.eos_id, max_new_tokens=self.max_new_tokens,
                                     logits_filter=constraint)
         except _Abstain:
-            return Prediction(calls=[], text="[]", latency_ms=(time.perf_counter() - start) * 1000, abstained=True)
+            return Prediction(calls=[], text="[]", latency_ms=(time.perf_counter() - start) * 1000, abstained=True,
+                              prompt_tokens=len(prompt_ids))
         text = self.tokenizer.decode(out_ids, skip_special_tokens=False)
         calls = parse_completion(text)
         # Under the grammar every token keeps the output a valid prefix, so the only way not to
@@ -99,7 +101,7 @@ class ToolCaller:
                       "arguments": coerce_arguments(c["arguments"], by_name[c["name"]])
                       if c["name"] in by_name else c["arguments"]} for c in calls]
         return Prediction(calls=calls, text=text, latency_ms=(time.perf_counter() - start) * 1000,
-                          unfinished=unfinished)
+                          unfinished=unfinished, prompt_tokens=len(prompt_ids))
 
 
 class _Abstain(Exception):

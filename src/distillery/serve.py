@@ -41,12 +41,11 @@ from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
 from distillery.openai_api import ApiError, ChatRequest, chat_completion, error_body, model_card, validation_error
 from distillery.prefix_cache import PrefixCachedRunner
-from distillery.predictor import ToolCaller
+from distillery.predictor import PromptTooLong, ToolCaller
 from distillery.spirit import Spirit, load_spirit
 from distillery.tasks.tool_calling.catalog import parse_tools
-from distillery.tasks.tool_calling.prompt import USER, render_prompt
+from distillery.tasks.tool_calling.prompt import USER
 from distillery.tasks.tool_calling.schema import Tool
-from distillery.tokenizer import encode_prompt
 
 log = logging.getLogger("distillery.serve")
 
@@ -83,15 +82,8 @@ class LoadedSpirit:
 
     def answer(self, utterance: str, tools: list[Tool], *, max_tokens: int | None, allow_none: bool = True,
                allow_parallel: bool = True, deadline: float) -> Answer:
-        prompt_tokens = len(encode_prompt(self.caller.tokenizer, render_prompt(utterance, tools), self.caller.skip))
-        room = self.runner.max_len - prompt_tokens
-        if room < 1:
-            # Cutting the prompt would cut the catalog off: refuse instead of answering blind.
-            raise ApiError(400, f"the prompt (offered tools + last user message) is {prompt_tokens} tokens; this "
-                                f"Spirit reads at most {self.runner.max_len - 1}. Fix: offer fewer tools, or send a "
-                                "shorter message.", param="messages", code="context_length_exceeded")
         caller = copy.copy(self.caller)
-        caller.max_new_tokens = min(max_tokens or room, room)
+        caller.max_new_tokens = max_tokens or self.runner.max_len  # decoding stops at the context's end
         caller.model = counted = _Deadline(self.runner, deadline)
         if not (allow_none and allow_parallel):
             caller.grammar = _Choice(self.caller.grammar, allow_none, allow_parallel)
@@ -100,10 +92,13 @@ class LoadedSpirit:
             raise DeadlineExceeded
         try:
             prediction = caller.predict(utterance, tools)
+        except PromptTooLong as exc:
+            # The prompt would leave the answer no room: refuse instead of answering blind.
+            raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
         finally:
             self.lock.release()
         finish = "length" if prediction.unfinished else "tool_calls" if prediction.calls else "stop"
-        return Answer(prediction.calls or [], finish, prompt_tokens, counted.tokens)
+        return Answer(prediction.calls or [], finish, prediction.prompt_tokens, counted.tokens)
 
 
 class _Deadline:
