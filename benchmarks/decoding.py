@@ -3,6 +3,7 @@
     free          greedy decoding, nothing constrained
     grammar       only calls the offered tools accept (tasks/tool_calling/grammar.py)
     grammar+copy  and copied parameters only take spans of the request (tasks/tool_calling/spans.py)
+    +named enums  and copied enums only the members the request names (spans.py)
     +abstain      and no call when the student asks for a tool it knows that is not offered
 
     python benchmarks/decoding.py runs/needle-v1 [--json benchmarks/results/decoding.json]
@@ -41,8 +42,10 @@ def main() -> None:
     spirit = load_spirit(next(args.run.glob("*.spirit")))
     heads = read_jsonl(args.run / "cuts" / "heads.jsonl")
     copied = copied_params(read_jsonl(args.run / "cuts" / "hearts.jsonl"), {t.name: t for t in spirit.tools})
+    enums = {f"{t.name}.{p.name}" for t in spirit.tools for p in t.params if p.enum is not None}
     decoders = {"free": {"grammar": False}, "grammar": {"grammar": True},
-                "grammar+copy": {"grammar": True, "copied": copied},
+                "grammar+copy": {"grammar": True, "copied": [c for c in copied if c not in enums]},
+                "+named enums": {"grammar": True, "copied": copied},
                 "+abstain": {"grammar": True, "copied": copied, "known_tools": [t.name for t in spirit.tools]}}
     results = {}
     for name, options in decoders.items():

@@ -18,7 +18,7 @@ tools: needle_tools.json
 mash: {total_examples: 120, tools_per_call: {min: 2, max: 4}, no_call_ratio: 0.1}
 student: {d_model: 64, n_layers: 2, n_heads: 2, n_kv_heads: 1, d_ff: 128, max_seq_len: 320, vocab_size: 600}
 cuts: {hearts: 0.8, heads: 0.1, tails: 0.1}
-still: {epochs: 2, batch_size: 16, lr: 3.0e-3}
+still: {epochs: 6, batch_size: 16, lr: 3.0e-3}
 tasting: {samples: 8}
 """
 

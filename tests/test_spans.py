@@ -5,7 +5,7 @@ import torch
 from distillery.tasks.tool_calling.grammar import CallGrammar, calls_schema
 from distillery.tasks.tool_calling.prompt import render_completion
 from distillery.tasks.tool_calling.schema import Param, Tool
-from distillery.tasks.tool_calling.spans import copied_params, is_copied, numbers, spans
+from distillery.tasks.tool_calling.spans import copied_params, is_copied, is_named, named_members, numbers, spans
 from distillery.tokenizer import train_tokenizer
 
 MSG = Tool("send_message", "", (Param("recipient", "string", required=True), Param("message", "string"),
@@ -47,7 +47,8 @@ def test_copied_params_need_support_and_near_always_copied():
                 for name in ("Ann", "Bob", "Cy", "Dee")]
     examples += [example("make the kitchen 20", [{"name": "set_thermostat",
                                                   "arguments": {"temperature": 20, "room": "kitchen"}}])] * 2
-    # recipient: copied 4/4; message: rewritten by the teacher; priority: an enum; thermostat: only 2 examples.
+    # recipient: copied 4/4; message: rewritten by the teacher; priority: an enum the requests never name;
+    # thermostat: only 2 examples.
     assert copied_params(examples, BY_NAME) == ["send_message.recipient"]
     assert copied_params(examples, BY_NAME, min_support=2) == [
         "send_message.recipient", "set_thermostat.room", "set_thermostat.temperature"]
@@ -83,3 +84,37 @@ def test_no_copy_when_the_request_has_nothing_to_copy():
     schema = calls_schema([TEMP], utterance="warmer please", copied=frozenset({"set_thermostat.temperature"}))
     args = schema["items"]["anyOf"][0]["properties"]["arguments"]["properties"]
     assert args["temperature"] == {"type": "number"}
+
+
+def test_is_named_in_any_case_with_underscores_as_spaces():
+    assert is_named("off", "switch OFF the lights") is True
+    assert is_named("warm_white", "in warm white please") is True and is_named("warm_white", "warm-white") is True
+    assert is_named("on", "turn the lights off") is False
+    assert is_named("kg", "5kg of rice") is False  # a member is a word, not part of one
+    assert is_named(3, "level 3") is None and named_members((1, 2), "1 or 2") is None
+    assert named_members(("white", "warm_white", "blue"), "Warm White light") == ["white", "warm_white"]
+
+
+def test_enums_the_requests_always_name_are_copied():
+    examples = [example(f"message {name}, {level} priority", [{"name": "send_message", "arguments": {
+        "recipient": name, "priority": level}}]) for name, level in (("Ann", "low"), ("Bob", "HIGH"), ("Cy", "high"))]
+    assert copied_params(examples, BY_NAME) == ["send_message.priority", "send_message.recipient"]
+
+
+def test_a_copied_enum_offers_only_the_members_the_request_names():
+    copied = frozenset({"send_message.priority"})
+
+    def value(tools, utterance, name):
+        schema = calls_schema(tools, utterance=utterance, copied=copied)
+        return schema["items"]["anyOf"][0]["properties"]["arguments"]["properties"].get(name, "left out")
+
+    assert value([MSG], "message Ann, it's High priority", "priority") == {"enum": ["high"]}
+    # Named nowhere: an optional enum cannot be written at all ...
+    assert value([MSG], "message Ann", "priority") == "left out"
+    # ... a required one keeps every member, or no call could be made.
+    required = Tool("send_message", "", (Param("recipient", "string", required=True),
+                                         Param("priority", "string", required=True, enum=("low", "high"))))
+    assert value([required], "message Ann", "priority") == {"enum": ["low", "high"]}
+    # Not copied: the whole enum, whatever the request says.
+    assert calls_schema([MSG], utterance="high priority")["items"]["anyOf"][0]["properties"]["arguments"][
+        "properties"]["priority"] == {"enum": ["low", "high"]}

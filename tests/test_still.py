@@ -71,10 +71,22 @@ def test_tied_embeddings_are_counted_once():
     assert count_params(model) == sum(p.numel() for p in model.parameters())
 
 
+def test_eager_attention_computes_the_same_loss_as_sdpa():
+    # The Still trains with plain matmul attention for speed; only the speed may change.
+    model = tiny_model()
+    batch = still.collate([([5, 6, 7, 9], [8, 2]), ([9, 4], [10, 11, 2])], pad=0)
+    with torch.no_grad():
+        sdpa = still.completion_loss(model, batch, prompt_weight=0.5).item()
+        model.set_attn_implementation("eager")
+        eager = still.completion_loss(model, batch, prompt_weight=0.5).item()
+    assert eager == pytest.approx(sdpa, rel=1e-5)
+
+
 def test_training_lowers_the_loss_and_writes_metrics(tmp_path):
     model = tiny_model()
     result = still.run_still(model, pairs(), cfg(epochs=6), tmp_path, pad=0, seed=0, log=lambda *_: None)
     assert result.steps == 6 * 4
+    assert model.config._attn_implementation == "sdpa"  # trained eager, handed back as it came
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert rows[0] == "step,epoch,loss,lr,grad_norm,tokens_per_s"
     losses = [float(r.split(",")[2]) for r in rows[1:]]

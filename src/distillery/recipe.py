@@ -207,8 +207,10 @@ class StillConfig(Section):
         0.9, ge=0, le=1, description="Share of hearts whose argument values are swapped for other values each "
         "epoch (in the utterance and the call), so the student learns to copy values rather than memorize them.")
     tool_drop: float = Field(
-        0.05, ge=0, le=1, description="Share of hearts whose called tool is withdrawn from the offered tools each "
-        "epoch, with 'no call' as the target, so the student learns to check what is offered.")
+        0.0, ge=0, le=1, description="Share of hearts whose called tool is withdrawn from the offered tools each "
+        "epoch, with 'no call' as the target, so the student learns to check what is offered. Off by default: "
+        "with `tasting.abstain` the decoder does that check, and training the student to do it too made it "
+        "refuse 9% of answerable Needle requests. Worth a try when abstaining is off.")
     reoffer: float = Field(
         1.0, ge=0, le=1, description="Share of hearts whose distractor tools are drawn again each epoch, so the "
         "student reads which tools are offered instead of remembering each example's list.")

@@ -206,9 +206,14 @@ function typed(type) {
   }
 }
 
-// grammar.py `_value_schema`: enums first, then copied values, then the declared type.
+// grammar.py `_value_schema`: enums first (a copied one: only the members the request names),
+// then copied values, then the declared type. null: the parameter cannot be written.
 function valueMatcher(param, copy) {
-  if (param.enum) return literals(param.enum);
+  if (param.enum) {
+    const named = copy ? namedMembers(param.enum, copy.text) : null;
+    if (named === null || (!named.length && param.required)) return literals(param.enum);
+    return named.length ? literals(named) : null;
+  }
   if (copy) {
     const spanItems = param.items === null || param.items === "any" || param.items === "string";
     if (param.type === "string" && copy.span.length) return literals(copy.span);
@@ -228,9 +233,11 @@ function argumentsMatcher(tool, copy) {
     let m = EMPTY;
     if (i < tool.params.length) {
       const p = tool.params[i];
-      const write = seq(literals([(first ? "" : ",") + JSON.stringify(p.name) + ":"]),
-        valueMatcher(p, p.copied ? copy : null), (buf, pos) => from(i + 1, false)(buf, pos));
-      m = p.required ? write : oneOf([write, (buf, pos) => from(i + 1, first)(buf, pos)]);
+      const value = valueMatcher(p, p.copied ? copy : null);
+      const skip = (buf, pos) => from(i + 1, first)(buf, pos);
+      const write = value && seq(literals([(first ? "" : ",") + JSON.stringify(p.name) + ":"]),
+        value, (buf, pos) => from(i + 1, false)(buf, pos));
+      m = !write ? skip : p.required ? write : oneOf([write, skip]);
     }
     memo.set(key, m);
     return m;
@@ -255,6 +262,17 @@ export function spans(text) {
   return [...found];
 }
 
+// spans.py `is_named`: an enum member written in the request, in any case ("warm_white" as
+// "warm white" too). Members come JSON-encoded; null when they are not all strings.
+function namedMembers(encoded, text) {
+  const members = encoded.map((e) => JSON.parse(e));
+  if (members.some((m) => typeof m !== "string" || !m.trim())) return null;
+  return encoded.filter((_, i) => {
+    const words = members[i].trim().split(/[\s_-]+/u).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    return new RegExp(`(?<!${W})${words.join("[\\s_-]+")}(?!${W})`, "iu").test(text);
+  });
+}
+
 // Each number as Python's json.dumps writes it (a float keeps its ".0"); equal values once.
 export function numbers(text) {
   const seen = new Map();
@@ -272,6 +290,7 @@ export function numbers(text) {
 export function callsLanguage(tools, utterance) {
   const found = numbers(utterance);
   const copy = {
+    text: utterance,
     span: spans(utterance).map((s) => JSON.stringify(s)),
     number: found.map((n) => n.json),
     integer: found.filter((n) => !n.isFloat).map((n) => n.json),

@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerFast
 
 from distillery.tasks.tool_calling.prompt import END
 from distillery.tasks.tool_calling.schema import Param, Tool
-from distillery.tasks.tool_calling.spans import numbers, spans
+from distillery.tasks.tool_calling.spans import named_members, numbers, spans
 
 # The student writes compact JSON (no spaces): the grammar must not allow anything else, or
 # a whitespace token could be forced on it that it never saw in training.
@@ -32,10 +32,16 @@ _COMPACT = {"whitespace_flexible": False, "item_separator": ",", "key_separator"
 SPACED = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
-def _value_schema(param: Param, copy: dict[str, list] | None) -> dict[str, Any]:
-    """A parameter's value; `copy` (spans and numbers of the request) narrows a copied parameter."""
+def _value_schema(param: Param, copy: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A parameter's value; `copy` (the request, its spans and numbers) narrows a copied parameter.
+
+    None: the parameter cannot be written (a copied enum whose members the request never names).
+    """
     if param.enum is not None:
-        return {"enum": list(param.enum)}
+        named = named_members(param.enum, copy["text"]) if copy is not None else None
+        if named is None or (not named and param.required):
+            return {"enum": list(param.enum)}
+        return {"enum": named} if named else None
     if copy is not None:
         if param.type == "string" and copy["span"]:
             return {"$ref": "#/$defs/span"}
@@ -53,16 +59,16 @@ def _value_schema(param: Param, copy: dict[str, list] | None) -> dict[str, Any]:
     return {"type": param.type}
 
 
-def call_schema(tool: Tool, copy: dict[str, list] | None = None, copied: frozenset[str] = frozenset()) -> dict:
+def call_schema(tool: Tool, copy: dict[str, Any] | None = None, copied: frozenset[str] = frozenset()) -> dict:
     """One call of `tool`: its name, then an arguments object in the tool's parameter order."""
+    values = {p.name: _value_schema(p, copy if f"{tool.name}.{p.name}" in copied else None) for p in tool.params}
     return {
         "type": "object",
         "properties": {
             "name": {"const": tool.name},
             "arguments": {
                 "type": "object",
-                "properties": {p.name: _value_schema(p, copy if f"{tool.name}.{p.name}" in copied else None)
-                               for p in tool.params},
+                "properties": {name: value for name, value in values.items() if value is not None},
                 "required": list(tool.required),
                 "additionalProperties": False,
             },
@@ -82,7 +88,8 @@ def calls_schema(tools: list[Tool], *, allow_none: bool = True, allow_parallel: 
     copy = None
     if copied:
         found = numbers(utterance)
-        copy = {"span": spans(utterance), "number": found, "integer": [n for n in found if isinstance(n, int)]}
+        copy = {"text": utterance, "span": spans(utterance), "number": found,
+                "integer": [n for n in found if isinstance(n, int)]}
     schema: dict[str, Any] = {
         "type": "array",
         "items": {"anyOf": [call_schema(t, copy, copied) for t in tools]} if tools else False,
@@ -93,7 +100,7 @@ def calls_schema(tools: list[Tool], *, allow_none: bool = True, allow_parallel: 
         schema["maxItems"] = 1
     if copy:
         # Shared definitions: one copy of the span list however many parameters use it.
-        schema["$defs"] = {kind: {"enum": values} for kind, values in copy.items() if values}
+        schema["$defs"] = {kind: {"enum": copy[kind]} for kind in ("span", "number", "integer") if copy[kind]}
     return schema
 
 

@@ -6,8 +6,13 @@ Mash example, decoding restricts the student to word-aligned spans of the reques
 or the numbers written in it. The student then only has to choose *where* a value starts
 and ends, never spell it, and it cannot write a value that is not in the request.
 
+The same holds for an enum whose member the teacher always found named in the request
+("in celsius", "switch OFF", "a swimming workout"): decoding offers only the members the
+request names, and leaves the parameter out when it names none, so the student cannot pick
+a member nobody asked for.
+
 Which parameters qualify is measured on the hearts, so a teacher that rewrites values
-("tomorrow" -> a date, "half an hour" -> 30) leaves them free.
+("tomorrow" -> a date, "half an hour" -> 30, "make it warmer" -> heat) leaves them free.
 """
 
 from __future__ import annotations
@@ -44,6 +49,22 @@ def numbers(utterance: str) -> list[int | float]:
     return list(out)
 
 
+def is_named(member: Any, utterance: str) -> bool | None:
+    """Whether an enum member is written in the request, in any case (`warm_white` as "warm white" too)."""
+    if not isinstance(member, str) or not member.strip():
+        return None
+    words = r"[\s_-]+".join(re.escape(w) for w in re.split(r"[\s_-]+", member.strip()))
+    return re.search(rf"(?<!\w){words}(?!\w)", utterance, re.IGNORECASE) is not None
+
+
+def named_members(enum: tuple, utterance: str) -> list | None:
+    """The members of a string enum that the request names; None when the enum is not all strings."""
+    verdicts = [is_named(m, utterance) for m in enum]
+    if any(v is None for v in verdicts):
+        return None
+    return [m for m, named in zip(enum, verdicts) if named]
+
+
 def is_copied(value: Any, utterance: str) -> bool | None:
     """Whether `value` is read off the request word for word; None when the question does not apply."""
     if isinstance(value, bool) or value is None:
@@ -60,16 +81,19 @@ def is_copied(value: Any, utterance: str) -> bool | None:
 
 def copied_params(examples: list[dict], tools_by_name: dict[str, Tool], *, threshold: float = 0.98,
                   min_support: int = 3) -> list[str]:
-    """`tool.param` names whose values the examples copy from the request at least `threshold` of the time."""
+    """`tool.param` names whose values the examples copy from the request at least `threshold` of the time.
+
+    For an enum, "copied" means the request names the member.
+    """
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for ex in examples:
         for call in ex["calls"]:
             tool = tools_by_name.get(call["name"])
             for key, value in call["arguments"].items():
                 param = tool.param(key) if tool else None
-                if param is None or param.enum is not None:
-                    continue  # enums are closed sets: the grammar already holds them
-                verdict = is_copied(value, ex["utterance"])
+                if param is None:
+                    continue
+                verdict = (is_named if param.enum is not None else is_copied)(value, ex["utterance"])
                 if verdict is not None:
                     counts[f"{call['name']}.{key}"][0] += verdict
                     counts[f"{call['name']}.{key}"][1] += 1

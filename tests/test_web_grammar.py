@@ -1,0 +1,66 @@
+"""The web page's grammar (bottling/web_page/calls.js) accepts what the Python grammar accepts.
+
+Run with node on the page's own module, so the mirror of grammar.py and spans.py is checked
+without a browser.
+"""
+
+import json
+import shutil
+import subprocess
+from importlib import resources
+
+import pytest
+
+from distillery.tasks.tool_calling.grammar import calls_schema
+from distillery.tasks.tool_calling.schema import Param, Tool
+
+LIGHTS = Tool("control_lights", "", (
+    Param("room", "string", required=True),
+    Param("state", "string", required=True, enum=("on", "off")),
+    Param("color", "string", enum=("white", "warm_white", "blue"))))
+COPIED = frozenset({"control_lights.room", "control_lights.state", "control_lights.color"})
+
+
+def page_accepts(tools: list[Tool], utterance: str, completions: list[str], tmp_path) -> list[bool]:
+    """Whether the page's grammar takes each completion as whole, for this request."""
+    if shutil.which("node") is None:
+        pytest.skip("needs node")
+    (tmp_path / "calls.mjs").write_text(
+        resources.files("distillery.bottling").joinpath("web_page/calls.js").read_text())
+    params = [{"name": t.name, "params": [
+        {"name": p.name, "type": p.type, "required": p.required, "items": p.items,
+         "enum": None if p.enum is None else [json.dumps(v) for v in p.enum], "copied": f"{t.name}.{p.name}" in COPIED}
+        for p in t.params]} for t in tools]
+    script = (f"import {{ callsLanguage }} from './calls.mjs';\n"
+              f"const lang = callsLanguage({json.dumps(params)}, {json.dumps(utterance)});\n"
+              f"const out = {json.dumps(completions)}.map((c) => lang(new TextEncoder().encode(c)).complete);\n"
+              "console.log(JSON.stringify(out));\n")
+    (tmp_path / "check.mjs").write_text(script)
+    run = subprocess.run(["node", "check.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def lights(**arguments) -> str:
+    return json.dumps([{"name": "control_lights", "arguments": arguments}], separators=(",", ":"))
+
+
+def python_members(utterance: str) -> dict:
+    args = calls_schema([LIGHTS], utterance=utterance, copied=COPIED)["items"]["anyOf"][0]["properties"]["arguments"]
+    return {name: args["properties"].get(name, {}).get("enum") for name in ("state", "color")}
+
+
+def test_page_offers_only_the_enum_members_the_request_names(tmp_path):
+    said = "switch OFF the garage lights in Warm White"
+    assert python_members(said) == {"state": ["off"], "color": ["white", "warm_white"]}
+    assert page_accepts([LIGHTS], said, [
+        lights(room="garage", state="off"), lights(room="garage", state="on"),
+        lights(room="garage", state="off", color="warm_white"), lights(room="garage", state="off", color="blue"),
+    ], tmp_path) == [True, False, True, False]
+
+    unsaid = "lights in the garage please"  # no state named: all of them; no color named: none
+    assert python_members(unsaid) == {"state": ["on", "off"], "color": None}
+    assert page_accepts([LIGHTS], unsaid, [
+        lights(room="garage", state="on"), lights(room="garage", state="off", color="white"),
+        lights(room="the garage", state="off"),
+    ], tmp_path) == [True, False, True]
