@@ -60,7 +60,7 @@ def student_recipe(category: str, per_function: int, epochs: int, n_tools: int, 
         "student": {"kind": "tiny", "d_model": 256, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2,
                     "d_ff": 768, "max_seq_len": 768, "vocab_size": 4096},
         "cuts": {"hearts": 0.95, "heads": 0.05},
-        "still": {"epochs": epochs, "batch_size": 16, "lr": 3.0e-3, "threads": threads},
+        "still": {"epochs": epochs, "batch_size": 8, "lr": 1.0e-3, "threads": threads},
         # Abstaining (no call when the student wants a known tool that is not offered) only where
         # the student was taught that a request may need no call.
         "tasting": {"held_out": 200, "abstain": no_call_ratio > 0},
@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--category", required=True, choices=CATEGORIES)
     parser.add_argument("--per-function", type=int, default=30, help="Mash examples per function (default 30).")
     parser.add_argument("--epochs", type=int, default=6, help="Still epochs (default 6).")
-    parser.add_argument("--no-call-ratio", type=float, default=0.1, help="Mash share of no-call examples.")
+    parser.add_argument("--no-call-ratio", type=float, default=None,
+                        help="Mash share of no-call examples (default: 0.1 for irrelevance categories, else 0: "
+                             "whether a request can need no call is part of the deployment's shape).")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N questions (and their functions).")
     parser.add_argument("--runs", type=Path, default=None, help="Keep the run here (default: a temporary folder).")
     parser.add_argument("--threads", type=int, default=None,
@@ -164,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-smollm2", action="store_true", help="Measure the student alone.")
     parser.add_argument("--json", type=Path, required=True, help="Where the JSON report goes.")
     args = parser.parse_args(argv)
+    if args.no_call_ratio is None:
+        args.no_call_ratio = 0.1 if bfcl.is_irrelevance(args.category) else 0.0
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
