@@ -181,13 +181,8 @@ class Run:
             skip = tokenizer.whitespace_ids(tok)
 
             def epoch_pairs(epoch: int) -> list[tuple[list[int], list[int]]]:
-                pairs = []
-                for i, ex in enumerate(hearts):
-                    (prompt, completion), = self._texts([augment(ex, epoch, i)])
-                    p, c = tokenizer.encode_prompt(tok, prompt, skip), tok.encode(completion).ids
-                    if len(p) + len(c) <= r.student.max_seq_len:
-                        pairs.append((p, c))
-                return pairs
+                texts = self._texts([augment(ex, epoch, i) for i, ex in enumerate(hearts)])
+                return training_pairs(tok, texts, r.student.max_seq_len, skip)
 
             pairs = epoch_pairs(0)
             if len(pairs) < len(hearts):
@@ -272,6 +267,21 @@ class Run:
             self.console.print(f"[bold]Spirit[/bold]: {self.spirit_path()} ({size:.1f} MB)")
 
         self._stage("spirit", inputs, [self.spirit_path()], work)
+
+
+def training_pairs(tok, texts: list[tuple[str, str]], max_len: int,
+                   skip: frozenset[int] | None = None) -> list[tuple[list[int], list[int]]]:
+    """The (prompt ids, completion ids) the Still trains on, for rendered (prompt, completion) texts.
+
+    Pairs longer than `max_len` tokens are left out: the student could not see them whole.
+    """
+    skip = tokenizer.whitespace_ids(tok) if skip is None else skip
+    pairs = []
+    for prompt, completion in texts:
+        p, c = tokenizer.encode_prompt(tok, prompt, skip), tok.encode(completion).ids
+        if len(p) + len(c) <= max_len:
+            pairs.append((p, c))
+    return pairs
 
 
 def make_teacher(recipe: Recipe, transport=None):

@@ -4,7 +4,7 @@
 import * as ort from "./vendor/ort.wasm.bundle.min.mjs";
 import { Tokenizer } from "./vendor/tokenizers.min.mjs";
 import { callsLanguage } from "./calls.js";
-import { TokenRules } from "./mask.js";
+import { TokenRules, concat } from "./mask.js";
 
 // The bundle carries its wasm loader; only the .wasm binary is fetched, from the bottle itself.
 ort.env.wasm.wasmPaths = { wasm: new URL("./vendor/ort-wasm-simd-threaded.wasm", import.meta.url).href };
@@ -57,13 +57,6 @@ class Runner {
     this.length += ids.length;
     return out.logits.data;
   }
-}
-
-function concat(a, b) {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function argmaxOf(logits, ids) {

@@ -10,7 +10,7 @@
 
 const MAX_LOOKBACK_TOKENS = 4;
 
-function concat(a, b) {
+export function concat(a, b) {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
   out.set(b, a.length);
