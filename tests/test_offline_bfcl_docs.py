@@ -7,6 +7,7 @@ import re
 
 from distillery.mash import judge, offer_tools
 from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.tasks.tool_calling.spans import numbers
 from distillery.teachers.offline import OfflineTeacher
 
 DOCS = parse_tools([
@@ -91,3 +92,55 @@ def test_parallel_requests_call_one_tool_twice_or_two_tools():
     # A catalog of one tool can still ask for parallel calls: that tool twice.
     alone = OfflineTeacher(DOCS[:1], seed=0, no_call_ratio=0.0, parallel_ratio=1.0).candidate(0)
     assert [c["name"] for c in alone["calls"]] == ["calculate", "calculate"]
+
+
+TECHNICAL = parse_tools([
+    {"name": "math.lcm", "description": "Least common multiple of two numbers.", "parameters": {
+        "type": "dict", "required": ["num1", "num2"], "properties": {
+            "num1": {"type": "integer", "description": "First number."},
+            "num2": {"type": "integer", "description": "Second number."}}}},
+    {"name": "finance.future_value", "description": "Future value of an investment.", "parameters": {
+        "type": "dict", "required": ["initial_investment", "interest_rate"], "properties": {
+            "initial_investment": {"type": "integer", "description": "The initial amount invested."},
+            "interest_rate": {"type": "float", "description": "Annual interest rate as a decimal."}}}},
+    {"name": "chess.rating", "description": "Fetch the current chess rating of a player.", "parameters": {
+        "type": "dict", "required": ["player_name"], "properties": {
+            "player_name": {"type": "string", "description": "The full name of the chess player."}}}},
+    {"name": "root_finder", "description": "Find a root of an equation.", "parameters": {
+        "type": "dict", "required": ["method"], "properties": {
+            "method": {"type": "string", "description": "The method to use, e.g. 'bisection' or 'newton'."}}}},
+], where="technical docs")
+
+
+def technical_calls(name, n=400):
+    teacher = OfflineTeacher(TECHNICAL, seed=5, no_call_ratio=0.0)
+    found = [(c["utterance"], call["arguments"]) for c in (teacher.candidate(i) for i in range(n))
+             for call in c["calls"] if call["name"] == name]
+    assert len(found) >= 50
+    return found
+
+
+def test_like_numbers_are_often_given_in_order_without_their_names():
+    found = technical_calls("math.lcm")
+    in_order = [(text, args) for text, args in found if "num" not in text.lower()]
+    assert 0.3 * len(found) < len(in_order) < 0.7 * len(found)
+    for text, args in in_order:
+        said = numbers(text)
+        assert said.index(args["num1"]) < said.index(args["num2"]), text  # in the parameters' order
+
+
+def test_rates_are_decimals_said_as_percentages_or_decimals():
+    found = technical_calls("finance.future_value")
+    rates = [args["interest_rate"] for _, args in found]
+    assert all(isinstance(r, float) and 0 < r < 1 for r in rates)
+    said_percent = [text for text, args in found if f"{args['interest_rate'] * 100:g}%" in text]
+    assert 0.4 * len(found) < len(said_percent) < len(found)  # "5%" mostly, "0.05" sometimes
+    # Large sums are written as people write them: sometimes "$12,000".
+    assert any(re.search(r"\$?\d{1,3}(,\d{3})+", text) for text, _ in found)
+
+
+def test_named_things_get_real_names_and_examples_from_their_description():
+    players = [args["player_name"] for _, args in technical_calls("chess.rating")]
+    assert sum(" " in p and p[0].isupper() for p in players) > 0.6 * len(players)  # "Magnus Carlsen"
+    methods = [args["method"] for _, args in technical_calls("root_finder")]
+    assert {"bisection", "newton"} <= set(methods)

@@ -160,6 +160,14 @@ def test_section_sha256_changes_only_with_its_section(tmp_path):
         base.section_sha256("stil")
 
 
+def test_a_speed_setting_can_be_left_out_of_a_section_hash(tmp_path):
+    base = load_recipe(write(tmp_path, MINIMAL))
+    threaded = load_recipe(write(tmp_path, MINIMAL + "    still: {threads: 1}\n", name="t.yaml"))
+    assert base.section_sha256("still") != threaded.section_sha256("still")
+    assert base.section_sha256("still", without=frozenset({"threads"})) == \
+        threaded.section_sha256("still", without=frozenset({"threads"}))
+
+
 def test_tools_section_hash_follows_the_catalog_file(tmp_path):
     path = write(tmp_path, MINIMAL)
     before = load_recipe(path)

@@ -118,3 +118,12 @@ def test_a_copied_enum_offers_only_the_members_the_request_names():
     # Not copied: the whole enum, whatever the request says.
     assert calls_schema([MSG], utterance="high priority")["items"]["anyOf"][0]["properties"]["arguments"][
         "properties"]["priority"] == {"enum": ["low", "high"]}
+
+
+def test_numbers_as_people_write_them():
+    # Thousands separators and percentages are read both ways; a unit may be glued on.
+    assert numbers("net income of $2,000,000 at 8% a year") == [2, 2000000, 0, 8, 0.08]
+    assert numbers("weighs 70kg, 1.75m tall, 5C charge") == [70, 1.75, 5]
+    assert numbers("the list [200,300,400]") == [200, 200300400, 300, 400]
+    assert numbers("rs6034464 and C4 are names, not numbers") == []
+    assert is_copied(0.05, "a 5% rate") is True and is_copied(12000, "12,000 miles") is True

@@ -64,3 +64,25 @@ def test_page_offers_only_the_enum_members_the_request_names(tmp_path):
         lights(room="garage", state="on"), lights(room="garage", state="off", color="white"),
         lights(room="the garage", state="off"),
     ], tmp_path) == [True, False, True]
+
+
+def page_numbers(utterance: str, tmp_path) -> list[str]:
+    """The numbers the page's grammar offers for a request, as JSON text."""
+    (tmp_path / "calls.mjs").write_text(
+        resources.files("distillery.bottling").joinpath("web_page/calls.js").read_text())
+    (tmp_path / "numbers.mjs").write_text(
+        "import { numbers } from './calls.mjs';\n"
+        f"console.log(JSON.stringify(numbers({json.dumps(utterance)}).map((n) => n.json)));\n")
+    run = subprocess.run(["node", "numbers.mjs"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_page_reads_the_numbers_python_reads(tmp_path):
+    if shutil.which("node") is None:
+        pytest.skip("needs node")
+    said = "a $2,000,000 loan at 8% over 12:30, 70kg, -4 and 1.5, v2 [200,300]"
+    python = calls_schema([Tool("f", "", (Param("x", "number", required=True),))], utterance=said,
+                          copied=frozenset({"f.x"}))["$defs"]["number"]["enum"]
+    assert page_numbers(said, tmp_path) == [json.dumps(n) for n in python]
+    assert python == [2, 2000000, 0, 8, 0.08, 12, 30, 70, -4, 1.5, 200, 200300, 300]

@@ -50,6 +50,11 @@ from distillery.teachers.replay import ReplayTeacher
 STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit")
 
 
+# Still fields that change how fast it trains, not what it trains: a different thread count
+# must not retrain a finished Still.
+_SPEED_ONLY = frozenset({"threads"})
+
+
 def _sha(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -168,7 +173,7 @@ class Run:
     def stage_still(self) -> None:
         r = self.recipe
         inputs = _sha(self._hash_file("cuts/hearts.jsonl"), self._hash_file("tokenizer.json"),
-                      r.section_sha256("student"), r.section_sha256("still"), str(r.seed))
+                      r.section_sha256("student"), r.section_sha256("still", without=_SPEED_ONLY), str(r.seed))
         still_dir = self.dir / "still"
 
         def work(resume: bool) -> None:

@@ -322,17 +322,21 @@ class Recipe(Section):
         """Hash of `resolved_yaml()`: the identity of the recipe, recorded in every artifact."""
         return hashlib.sha256(self.resolved_yaml().encode()).hexdigest()
 
-    def section_sha256(self, name: str) -> str:
+    def section_sha256(self, name: str, without: frozenset[str] = frozenset()) -> str:
         """Hash of one top-level section, so the pipeline redoes only the stages it feeds.
 
         For `tools` it hashes the loaded catalog, so editing the tools file counts as a change.
+        `without` leaves out fields that change how fast a stage runs, not what it makes.
         """
         if name not in type(self).model_fields:
             raise ValueError(f"unknown recipe section {name!r}; known: {', '.join(type(self).model_fields)}")
         if name == "tools" and self._catalog:
             text = json.dumps([tool.to_openai() for tool in self._catalog], sort_keys=True)
         else:
-            text = _dump({name: self.model_dump(mode="json", include={name})[name]})
+            section = self.model_dump(mode="json", include={name})[name]
+            if without:
+                section = {k: v for k, v in section.items() if k not in without}
+            text = _dump({name: section})
         return hashlib.sha256(text.encode()).hexdigest()
 
     def run_dir(self, root: str | Path = "runs") -> Path:

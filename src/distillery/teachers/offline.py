@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from distillery.tasks.tool_calling.schema import Tool
+from distillery.teachers import entities
 from distillery.teachers import phrasing as P
 from distillery.teachers.offline_values import (
     FREE_TEXT,
@@ -38,7 +39,7 @@ KEY_VALUE_RATE = 0.12  # how often an argument is written "key: value"
 # window of candidates holds the asked share of no-call and parallel examples.
 _GOLDEN = (math.sqrt(5) - 1) / 2
 _SILVER = math.sqrt(2) - 1
-_PLAIN_NUMBERS = frozenset({"number", "count", "measure", "money", "distance", "list:number"})
+_PLAIN_NUMBERS = frozenset({"number", "count", "measure", "money", "distance", "fraction", "list:number"})
 _DANGLING = frozenset({"a", "an", "the", "of", "its", "their", "your", "my", "some", "any"})
 _SOURCE_WEIGHTS = {"slot": 5, "name": 3, "desc": 1, "question": 1}
 _QUESTION_VERBS = frozenset({"get", "check", "fetch", "retrieve", "lookup", "show", "find", "read"})
@@ -73,6 +74,7 @@ class OfflineTeacher:
         self._kinds = {t.name: {p.name: param_kind(t, p) for p in t.params} for t in self.catalog}
         self._links = {t.name: link_units(t, self._kinds[t.name]) for t in self.catalog}
         self._keyed = {t.name: _needs_key(t, self._kinds[t.name]) for t in self.catalog}
+        self._siblings = {t.name: _siblings(t, self._kinds[t.name]) for t in self.catalog}
         self._actions = {t.name: tool_actions(t, self._kinds[t.name], self._links[t.name])
                          for t in self.catalog}
         # Small talk that shares a word with a tool name might be a real request: leave it out.
@@ -153,9 +155,15 @@ class OfflineTeacher:
         units = {unit for number, unit in self._links[tool.name].items() if number in values}
         middle = not action.template.endswith("{rest}")
         keyed = self._keyed[tool.name]
-        rendered = [self._clause(v, rng, free, natural_only=middle, keyed=name in keyed)
-                    for name, v in values.items()
-                    if name != action.slot and name not in units and v.kind != "object"]
+        rendered, in_order = [], []
+        siblings = [name for name in self._siblings[tool.name] if name in values and name != action.slot]
+        if len(siblings) > 1 and rng.random() < 0.5:
+            # Numbers of like parameters in their order, unnamed: "the LCM of 18 and 12", "a, b, c = 1, -3, 2".
+            in_order = siblings
+            rendered.append((0, rng.choice(P.POSITIONAL_LEADS) + _joined([values[n].surface for n in siblings]), ""))
+        rendered += [self._clause(v, rng, free, natural_only=middle, keyed=name in keyed)
+                     for name, v in values.items()
+                     if name != action.slot and name not in units and v.kind != "object" and name not in in_order]
         inline = [r for r in rendered if r[0] == 0]
         rng.shuffle(inline)
         rest = ""
@@ -235,6 +243,7 @@ class OfflineTeacher:
             template = rng.choice(templates)
             text = template.replace("{pw}", words_of_param).replace("{u}", unit)
             text = text.replace("{v}", shown).rstrip()
+        text = re.sub(r"\ba (?=[aeiou])", "an ", text)  # "an initial investment of 500"
         if value.kind in FREE_TEXT:
             return 3, text, words_of_param
         if value.kind.startswith("list:"):
@@ -247,9 +256,29 @@ class OfflineTeacher:
 
 
 def _needs_key(tool: Tool, kinds: dict[str, str]) -> set[str]:
-    """Parameters that must be written with their name: two bare numbers cannot be told apart."""
+    """Parameters that must be written with their name: two bare numbers, or two named things of
+    one category (two teams, two players), cannot be told apart."""
     plain = [p.name for p in tool.params if kinds[p.name] in _PLAIN_NUMBERS]
-    return set(plain) if len(plain) > 1 else set()
+    keyed = set(plain) if len(plain) > 1 else set()
+    named = [(p.name, entities.category(name_words(p.name), clean_description(p.description)))
+             for p in tool.params if kinds[p.name] == "entity"]
+    categories = [cat for _, cat in named]
+    return keyed | {name for name, cat in named if categories.count(cat) > 1}
+
+
+def _siblings(tool: Tool, kinds: dict[str, str]) -> list[str]:
+    """Plain numbers that differ only by a letter or a digit (a, b, c; num1, num2; x, y, z): people
+    often give them in order, without their names."""
+    plain = [p.name for p in tool.params if kinds[p.name] == "number"]
+    if len(plain) > 1 and all(len(n) == 1 for n in plain):
+        return plain
+    stems = [re.sub(r"_?\d+$", "", n) for n in plain]
+    same = [n for n, stem in zip(plain, stems) if stem != n and stems.count(stem) > 1]
+    return same if len(same) > 1 else []
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _hold(value: Value, free: list[str]) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distillery.tasks.tool_calling.schema import Param, Tool
+from distillery.teachers import entities
 from distillery.teachers import phrasing as P
 
 # Kinds whose value is free text: rendered last, quoted when anything follows them.
@@ -65,7 +66,9 @@ _NUMBER_BY_NAME = (
     ({"temperature", "temp", "degrees"}, "temperature"),
     ({"percent", "percentage", "pct", "volume", "brightness", "level"}, "percent"),
     ({"distance", "km", "miles", "meters", "mileage"}, "distance"),
-    ({"amount", "price", "cost", "budget", "total", "salary", "balance", "fare", "payment"}, "money"),
+    ({"amount", "price", "cost", "budget", "total", "salary", "balance", "fare", "payment", "investment",
+      "income", "principal", "principle", "deposit", "revenue", "loan", "dividends", "profit", "savings",
+      "debt", "payout", "equity"}, "money"),
     ({"value", "reading", "measurement"}, "measure"),
     ({"count", "num", "number", "quantity", "qty", "passengers", "people", "guests", "servings",
       "results", "limit", "copies", "times", "n", "k", "top", "seats", "nights", "players"}, "count"),
@@ -82,7 +85,13 @@ _RANGES = (
     ("minutes", 1, 90, 1), ("seconds", 10, 300, 5), ("hours", 1, 12, 1), ("days", 1, 14, 1),
     ("weeks", 1, 8, 1), ("amount", 5, 500, 0.01), ("price", 5, 500, 0.01), ("cost", 5, 500, 0.01),
     ("passengers", 1, 6, 1), ("results", 1, 10, 1), ("year", 1950, 2030, 1), ("age", 1, 90, 1),
+    ("investment", 500, 50000, 500), ("principal", 1000, 100000, 500), ("income", 1000, 200000, 1000),
+    ("loan", 1000, 500000, 1000), ("deposit", 100, 20000, 100), ("revenue", 10000, 5000000, 10000),
+    ("equity", 10000, 5000000, 10000), ("dividends", 100, 100000, 100),
 )
+# A float named like these is a share of a whole: passed as 0.05, said as "5%" or "0.05".
+_FRACTION_WORDS = frozenset({"rate", "ratio", "probability", "prob", "yield", "return", "growth", "discount",
+                             "alpha", "significance", "proportion", "fraction", "chance", "interest"})
 _SWITCH = frozenset({"enabled", "enable", "on", "active", "state", "power"})
 # Words that say which end of a transfer a parameter is ("to_currency"), not what it measures.
 ROLE_WORDS = frozenset({"to", "from", "target", "source", "into", "base"})
@@ -127,6 +136,8 @@ def param_kind(tool: Tool, param: Param) -> str:
 
 def _number_kind(param: Param) -> str:
     tokens = set(name_words(param.name))
+    if param.type == "number" and tokens & _FRACTION_WORDS:
+        return "fraction"
     for names, kind in _NUMBER_BY_NAME:
         if tokens & names:
             return kind
@@ -148,6 +159,8 @@ def _string_kind(tool: Tool, param: Param) -> str:
     tool_words = set(name_words(tool.name)) | set(words(tool.description))
     if kind in ("query", "text", "label", "title") and tool_words & {"music", "song", "playlist", "play"}:
         return "music"
+    if kind in ("text", "label") and entities.category(name_words(param.name), desc):
+        return "entity"
     if kind == "item":
         return "dish" if tool_words & {"food", "restaurant", "meal", "dish", "menu"} else "grocery"
     return kind
@@ -203,8 +216,14 @@ def make_value(tool: Tool, param: Param, kind: str, context: list[str], rng: ran
     if kind.startswith("list:"):
         return _list_value(tool, param, kind[5:], context, rng)
     if kind in ("duration", "temperature", "percent", "distance", "money", "measure", "count", "number"):
-        number = _number(param, [unit] + context, rng)
-        return Value(param, kind, number, format_number(number), unit)
+        number = _number(param, [unit] + context, rng, broad=kind == "number")
+        return Value(param, kind, number, _written(number, kind, unit, rng), unit)
+    if kind == "fraction":
+        return _fraction(param, rng)
+    if kind == "entity":
+        return Value(param, kind, *[_entity_value(param, rng)] * 2)
+    if kind == "text":
+        return Value(param, kind, *[_text_value(param, rng)] * 2)
     if kind == "unit":
         choice = rng.choice(_unit_choices(None, context))
         return Value(param, kind, choice, choice)
@@ -246,7 +265,7 @@ def _enum_surface(member: Any, rng: random.Random) -> str:
     return text
 
 
-def _number(param: Param, context: list[str], rng: random.Random) -> int | float:
+def _number(param: Param, context: list[str], rng: random.Random, broad: bool = False) -> int | float:
     # The unit (context[0]) outranks the name: "temperature" in "fahrenheit" is 60-80.
     texts = context[:1] + [param.name.replace("_", " "), clean_description(param.description)] + context[1:]
     # An array's elements have the array's item type: a list of integers holds whole numbers.
@@ -259,6 +278,8 @@ def _number(param: Param, context: list[str], rng: random.Random) -> int | float
     declared = re.search(r"(\d+)\s*(?:to|-)\s*(\d+)", clean_description(param.description))
     if declared:
         low, high = int(declared.group(1)), int(declared.group(2))
+    elif broad and not found:
+        return _any_number(whole, rng)
     # Most people say whole numbers; a `number` parameter sometimes gets a fraction.
     if whole or step >= 1 or rng.random() < 0.6:
         step = max(1, int(step))
@@ -267,6 +288,87 @@ def _number(param: Param, context: list[str], rng: random.Random) -> int | float
         step = 0.1
     value = round(low + step * rng.randint(0, int((high - low) / step)), 2)
     return int(value) if value == int(value) else value
+
+
+def _any_number(whole: bool, rng: random.Random) -> int | float:
+    """A quantity nothing says the range of (a coefficient, an income, a side): mostly small,
+    sometimes large, negative or zero, and a fraction now and then."""
+    roll = rng.random()
+    if roll < 0.45:
+        number = rng.randint(1, 20)
+    elif roll < 0.7:
+        number = rng.randint(21, 999)
+    elif roll < 0.85:
+        number = rng.choice((1, 2, 5, 10, 12, 15, 25, 50)) * rng.choice((100, 1000, 10000, 100000))
+    elif roll < 0.95:
+        number = -rng.randint(1, 50)
+    else:
+        number = 0
+    if not whole and rng.random() < 0.3:
+        return round(number / rng.choice((10, 100)) if number else rng.randint(1, 99) / 100, 2)
+    return number
+
+
+def _written(number: int | float, kind: str, unit: str, rng: random.Random) -> str:
+    """A number as people write it: "12,000" as often as "12000", money without a unit as "$5,000"."""
+    text = format_number(number)
+    if kind not in ("number", "money") or (kind == "money" and unit):
+        return text
+    looks_like_year = isinstance(number, int) and 1900 <= number <= 2100
+    if isinstance(number, int) and abs(number) >= 1000 and not looks_like_year and rng.random() < 0.5:
+        text = f"{number:,}"
+    if kind == "money" and number >= 0 and rng.random() < 0.6:
+        text = "$" + text
+    return text
+
+
+def _fraction(param: Param, rng: random.Random) -> Value:
+    """A rate or probability: 0.05 in the call; "5%" or "0.05" in the request. A parameter whose
+    description asks for a percentage takes 5 and is said "5%"."""
+    tokens = set(name_words(param.name))
+    rate = bool(tokens & {"rate", "yield", "return", "growth", "discount", "interest"})
+    if rate:
+        percent = rng.choice((1, 2, 2.5, 3, 4, 5, 5, 6, 7, 8, 10, 12, 15, 20))
+    else:
+        percent = rng.choice((1, 5, 10, 25, 30, 50, 60, 75, 80, 90, 95, 99))
+    described = param.description.lower()
+    if "percent" in described and "decimal" not in described:
+        return Value(param, "fraction", percent, f"{format_number(percent)}%")
+    share = float(f"{percent / 100:.10g}")
+    said_percent = rng.random() < (0.7 if rate else 0.2)
+    return Value(param, "fraction", share, f"{format_number(percent)}%" if said_percent else format_number(share))
+
+
+def description_examples(description: str) -> list[str]:
+    """Values a description gives as examples: quoted ones, and those after "e.g." or "such as"."""
+    found = re.findall(r"'([^'\n]{1,40})'|\"([^\"\n]{1,40})\"", description)
+    examples = [a or b for a, b in found]
+    for match in re.finditer(r"(?:e\.g\.,?|eg:|for example,?|such as|example,)\s+([^()'\";.]+)", description, re.I):
+        examples += [part.strip() for part in re.split(r",| or ", match.group(1)) if part.strip()]
+    return [e.strip() for e in dict.fromkeys(examples) if 0 < len(e.strip()) <= 40 and re.search(r"\w", e)]
+
+
+def _made_up_name(rng: random.Random) -> str:
+    """A name nobody uses, so a student learns to copy one rather than to remember one."""
+    syllables = ("ka", "lo", "mi", "ran", "te", "vo", "zu", "bel", "dor", "fi", "gan", "hu", "nel", "pra", "sol")
+    word = lambda: "".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))).capitalize()  # noqa: E731
+    return word() if rng.random() < 0.6 else f"{word()} {word()}"
+
+
+def _entity_value(param: Param, rng: random.Random) -> str:
+    examples = description_examples(param.description)
+    if examples and rng.random() < 0.3:
+        return rng.choice(examples)
+    cat = entities.category(name_words(param.name), clean_description(param.description))
+    return rng.choice(entities.values(cat)) if rng.random() < 0.85 else _made_up_name(rng)
+
+
+def _text_value(param: Param, rng: random.Random) -> str:
+    """A string nothing says the kind of: an example from its description, or a name."""
+    examples = description_examples(param.description)
+    if examples and rng.random() < 0.6:
+        return rng.choice(examples)
+    return _made_up_name(rng) if rng.random() < 0.5 else rng.choice(P.GENERIC_TEXT)
 
 
 def format_number(number: int | float) -> str:
@@ -333,7 +435,9 @@ def _list_value(tool: Tool, param: Param, element: str, context: list[str],
         if len(items) == count:
             break
         if element == "number":
-            item = _number(param, [""] + context, rng)
+            item = _number(param, [""] + context, rng, broad=True)
+        elif element in ("text", "entity"):
+            item = _entity_value(param, rng) if element == "entity" else _text_value(param, rng)
         else:
             item = _string_value(element, tool, rng)
         if item not in items:
@@ -341,6 +445,8 @@ def _list_value(tool: Tool, param: Param, element: str, context: list[str],
     shown = [format_number(i) if element == "number" else i for i in items]
     if len(shown) == 1:
         surface = shown[0]
+    elif element == "number" and rng.random() < 0.4:  # "[200, 300, 400]", as data is often written
+        surface = "[" + (", " if rng.random() < 0.7 else ",").join(shown) + "]"
     else:
         comma = ", and " if len(shown) > 2 and rng.random() < 0.3 else " and "
         surface = ", ".join(shown[:-1]) + comma + shown[-1]
@@ -381,6 +487,12 @@ def clause_templates(value: Value) -> tuple[str, ...]:
         return P.CLAUSES["number"] + (("at {v}", ": {v}") if kind == "measure" else ())
     if kind == "date":
         return ("on {v}", "for {v}") if value.surface in P.DATES_ON else ("{v}", "for {v}")
+    if kind == "number":
+        return P.LETTER_CLAUSES if len(param.name) == 1 else P.NUMBER_CLAUSES
+    if kind == "fraction":
+        return P.FRACTION_CLAUSES
+    if kind == "entity":
+        return entities.clauses(entities.category(list(tokens), clean_description(param.description)))
     for role, templates in P.ROLE_CLAUSES:
         if tokens & role and kind in ("person", "email", "language", "currency", "time", "unit"):
             return templates
@@ -425,7 +537,10 @@ def _bool_templates(param: Param, flag: bool) -> tuple[str, ...]:
     phrase = phrase or " ".join(name_words(param.name))
     if is_switch(param, "boolean"):
         return ("on", "to on", "enabled") if flag else ("off", "to off", "disabled")
-    first = phrase.split()[0]
+    first, rest = phrase.split()[0], " ".join(phrase.split()[1:])
+    if first == "include" and rest:  # "including human impact", "without tax"
+        return (f"including {rest}", f"with {rest}", f"and include {rest}") if flag else \
+               (f"without {rest}", f"excluding {rest}", f"not including {rest}")
     if first in _BOOL_VERBS or (first in P.VERBS and len(phrase.split()) > 1):
         return (f"and {phrase}", f"and {phrase} too", f"and make it {phrase}") if flag else \
                (f"and don't {phrase}", f"and do not {phrase}")

@@ -217,6 +217,8 @@ QUESTION_FRAMES = (
     ("q", "{q}?"), ("q_hey", "hey, {q}?"), ("q_plain", "{q}"), ("q_quick", "quick question: {q}?"),
     ("q_know", "do you know {q}?"), ("q_so", "so {q}?"),
 )
+# Leads for numbers given in the order of the tool's parameters ("the LCM of 18 and 12").
+POSITIONAL_LEADS = ("of ", "of ", "for ", "with ", "given ", "using ", "")
 # Joins two requests into one utterance (parallel calls).
 JOINERS = (" and also ", ", and then ", ". Then ", ". Also, ", " and ", ", then ",
            "; after that, ", ". And ", ", plus ")
@@ -305,6 +307,14 @@ CLAUSES = {
     "money": ("for {v} {u}", "of {v} {u}"),
     "number": ("{pw} {v}", "with {pw} {v}", "{pw} of {v}", "of {v}", "with a {pw} of {v}"),
 }
+# A quantity nothing else describes ("a=1", "base of 10", "where the height is 5"); a rate.
+NUMBER_CLAUSES = CLAUSES["number"] + ("{pw}={v}", "{pw} = {v}", "{pw} is {v}", "where {pw} is {v}",
+                                      "given {pw} {v}", "a {pw} of {v}", "{pw} as {v}")
+# A one-letter parameter (a, b, x) is named as in a formula.
+LETTER_CLAUSES = ("{pw}={v}", "{pw} = {v}", "{pw} is {v}", "where {pw} is {v}", "{pw} of {v}", "{pw} as {v}",
+                  "with {pw} {v}", "{pw} {v}")
+FRACTION_CLAUSES = ("{pw} of {v}", "a {pw} of {v}", "with a {pw} of {v}", "at {v}", "{pw} {v}", "{pw}={v}",
+                    "at a {pw} of {v}")
 # A parameter's role word overrides its kind's wording ("to Sarah", "from Italian").
 ROLE_CLAUSES = (
     ({"to", "recipient", "recipients"}, ("to {v}",)),

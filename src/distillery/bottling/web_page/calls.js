@@ -249,7 +249,8 @@ function argumentsMatcher(tool, copy) {
 const W = "[\\p{L}\\p{N}_]";
 const SPAN_START = new RegExp(`(?<!${W})${W}|(?:(?<=\\s)|^)[^\\p{L}\\p{N}_\\s]`, "gu");
 const SPAN_END = new RegExp(`${W}(?!${W})|[^\\p{L}\\p{N}_\\s](?!${W})`, "gu");
-const NUMBER = /(?<![\p{L}\p{N}_.])-?[0-9]+(?:\.[0-9]+)?(?![\p{L}\p{N}_])/gu;
+const NUMBER = /(?<![\p{L}\p{N}_.])-?[0-9]+(?:\.[0-9]+)?(?![0-9])/gu;
+const THOUSANDS = /(?<![\p{L}\p{N}_.,])-?[0-9]{1,3}(?:,[0-9]{3})+(?![0-9]|[,.][0-9])/gu;
 const MAX_SPAN_CHARS = 200;
 
 export function spans(text) {
@@ -273,12 +274,21 @@ function namedMembers(encoded, text) {
   });
 }
 
-// Each number as Python's json.dumps writes it (a float keeps its ".0"); equal values once.
+// Each number as Python's json.dumps writes it (a float keeps its ".0"); equal values once, in
+// order of appearance. As in spans.py, "12,000" is also 12000 and "5%" also 0.05.
 export function numbers(text) {
-  const seen = new Map();
+  const found = [];
   for (const m of text.matchAll(NUMBER)) {
     const isFloat = m[0].includes(".");
-    const value = Number(m[0]);
+    found.push({ at: m.index, value: Number(m[0]), isFloat });
+    if (text[m.index + m[0].length] === "%") {
+      found.push({ at: m.index, value: Number((Number(m[0]) / 100).toPrecision(10)), isFloat: true });
+    }
+  }
+  for (const m of text.matchAll(THOUSANDS)) found.push({ at: m.index, value: Number(m[0].replaceAll(",", "")), isFloat: false });
+  found.sort((a, b) => a.at - b.at);  // stable: readings of one number keep their order
+  const seen = new Map();
+  for (const { value, isFloat } of found) {
     if (seen.has(value)) continue;
     seen.set(value, { isFloat, json: isFloat && Number.isInteger(value) ? value.toFixed(1) : String(value) });
   }

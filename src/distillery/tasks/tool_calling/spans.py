@@ -27,7 +27,11 @@ from distillery.tasks.tool_calling.schema import Tool
 # after a symbol that is not followed by a word ("later?" in `"later?" she said`).
 _START = re.compile(r"(?<!\w)\w|(?:(?<=\s)|^)[^\w\s]")
 _END = re.compile(r"\w(?!\w)|[^\w\s](?!\w)")
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
+# A number written in digits, possibly with a unit glued on ("70kg", "5C"), but not inside a
+# word ("v2", "rs603"). Thousands written with commas ("12,000") and percentages ("5%", which
+# rates take as 0.05) are read a second way too: both readings are offered, the student picks.
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\d)")
+_THOUSANDS = re.compile(r"(?<![\w.,])-?\d{1,3}(?:,\d{3})+(?![\d]|[,.]\d)")
 
 MAX_SPAN_CHARS = 200  # longer spans are not offered: keeps grammars small on long requests
 
@@ -41,11 +45,19 @@ def spans(utterance: str) -> list[str]:
 
 
 def numbers(utterance: str) -> list[int | float]:
-    """The numbers written in digits in the request."""
-    out: dict[int | float, None] = {}
+    """The numbers written in digits in the request, in order of appearance: "12,000" is 12, 0
+    and 12000; "5%" is 5 and 0.05."""
+    found: list[tuple[int, int | float]] = []
     for m in _NUMBER.finditer(utterance):
         text = m.group()
-        out[float(text) if "." in text else int(text)] = None
+        found.append((m.start(), float(text) if "." in text else int(text)))
+        if utterance[m.end():m.end() + 1] == "%":
+            found.append((m.start(), float(f"{float(text) / 100:.10g}")))
+    for m in _THOUSANDS.finditer(utterance):
+        found.append((m.start(), int(m.group().replace(",", ""))))
+    out: dict[int | float, None] = {}
+    for _, value in sorted(found, key=lambda pair: pair[0]):
+        out[value] = None
     return list(out)
 
 
