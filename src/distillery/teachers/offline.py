@@ -17,19 +17,17 @@ from dataclasses import dataclass
 from distillery.tasks.tool_calling.schema import Tool
 from distillery.teachers import entities
 from distillery.teachers import phrasing as P
+from distillery.teachers.clauses import clause_templates, is_switch, unit_word
 from distillery.teachers.offline_values import (
     FREE_TEXT,
     ROLE_WORDS,
     Value,
     choose_unit,
-    clause_templates,
     clean_description,
-    is_switch,
     link_units,
     make_value,
     name_words,
     param_kind,
-    unit_word,
     words,
 )
 
