@@ -42,27 +42,36 @@ from distillery.pipeline import Run
 from distillery.predictor import ToolCaller
 from distillery.recipe import recipe_from_dict
 from distillery.spirit import load_spirit
-from distillery.students.tiny import count_params
+from distillery.students.base import count_params
 from distillery.tasks.tool_calling import bfcl
 from distillery.tasks.tool_calling.catalog import parse_tools
 
 console = Console(stderr=True)
 
 
+def student_section(kind: str) -> dict:
+    """The only part of the Recipe that differs between `--student` kinds."""
+    if kind == "tiny":  # the Needle's student, long enough for a request offering four BFCL function docs
+        return {"kind": "tiny", "d_model": 256, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2,
+                "d_ff": 768, "max_seq_len": 768, "vocab_size": 4096}
+    return {"kind": kind, "base": "smollm2-135m", "max_seq_len": 1024}
+
+
 def student_recipe(category: str, per_function: int, epochs: int, n_tools: int, category_shape: dict,
-                   no_call_ratio: float, threads: int | None = None) -> dict:
-    """The Recipe: the Needle's student and Still, sized by the catalog (and long enough for a
-    request offering four BFCL function docs, about 600 tokens)."""
+                   no_call_ratio: float, threads: int | None = None, kind: str = "tiny") -> dict:
+    """The Recipe: the function docs as the catalog, the offline teacher, `kind` of student."""
+    still = {"epochs": epochs, "batch_size": 8, "threads": threads}
+    if kind == "tiny":
+        still["lr"] = 1.0e-3
     return {
-        "name": f"bfcl-{category.replace('_', '-')}",
+        "name": f"bfcl-{category.replace('_', '-')}" + ("" if kind == "tiny" else f"-{kind}"),
         "tools": "tools.json",
         "teacher": {"provider": "offline"},
         "mash": {"total_examples": max(10, per_function * n_tools), "no_call_ratio": no_call_ratio,
                  **category_shape},
-        "student": {"kind": "tiny", "d_model": 256, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2,
-                    "d_ff": 768, "max_seq_len": 768, "vocab_size": 4096},
+        "student": student_section(kind),
         "cuts": {"hearts": 0.95, "heads": 0.05},
-        "still": {"epochs": epochs, "batch_size": 8, "lr": 1.0e-3, "threads": threads},
+        "still": still,
         # Abstaining (no call when the student wants a known tool that is not offered) only where
         # the student was taught that a request may need no call.
         "tasting": {"held_out": 200, "abstain": no_call_ratio > 0},
@@ -77,7 +86,7 @@ def distill(args, questions: list[dict], work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     (work / "tools.json").write_text(json.dumps(docs, indent=1, ensure_ascii=False))
     data = student_recipe(args.category, args.per_function, args.epochs, len(docs),
-                          shape(questions, args.category), args.no_call_ratio, args.threads)
+                          shape(questions, args.category), args.no_call_ratio, args.threads, args.student)
     recipe = recipe_from_dict(data, base_dir=work)
     console.print(f"[bold]Recipe[/bold]: {len(docs)} tools, {recipe.mash.total_examples} examples, "
                   f"{args.epochs} epochs, tools per request {data['mash']['tools_per_call']}")
@@ -112,8 +121,7 @@ def evaluate(name: str, caller, questions: list[dict], category: str) -> dict:
 def run_student(spirit_path: Path, questions: list[dict], category: str) -> dict:
     spirit = load_spirit(spirit_path)
     # Decoded as the Spirit says it is deployed (grammar, parameters copied from the request).
-    caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.decoding,
-                                      max_new_tokens=spirit.metadata["model_config"]["max_position_embeddings"])
+    caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, spirit.decoding)
     result = evaluate("student", caller, questions, category)
     return {**result, "params": count_params(spirit.model), "size_bytes": spirit_path.stat().st_size,
             "grammar": caller.grammar is not None, "spirit": str(spirit_path)}
@@ -140,10 +148,13 @@ def print_table(report: dict) -> None:
     table = Table(title=f"BFCL {report['category']}: {report['n_questions']} questions")
     for column in ("model", "AST accuracy", "tool-name accuracy", "p50 ms / request", "parameters", "size on disk"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    labels = {"student": "distillery Spirit", "smollm2": "SmolLM2-135M-Instruct",
+    labels = {"student": "distillery Spirit (tiny)", "lora": "distillery Spirit (lora on SmolLM2-135M)",
+              "full": "distillery Spirit (full fine-tune of SmolLM2-135M)", "smollm2": "SmolLM2-135M-Instruct",
               "smollm2_grammar": "SmolLM2-135M-Instruct + grammar"}
     for key, label in labels.items():
         row = report.get(key)
+        if key in ("lora", "full") and not row:
+            continue
         if not row or "ast_accuracy" not in row:
             table.add_row(label, "-", "-", "-", "-", (row or {}).get("skipped", "-"))
             continue
@@ -165,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for training and for every model's inference (default: torch's choice; "
                              "1 measures one request on one core and holds up best on a busy machine).")
-    parser.add_argument("--skip-smollm2", action="store_true", help="Measure the student alone.")
+    parser.add_argument("--student", choices=("tiny", "lora", "full"), default="tiny", help=(
+        "The Recipe's student kind, the only difference between runs (default tiny). Its row in the JSON is "
+        "`student` for tiny, else the kind; the other rows already in --json are kept."))
+    parser.add_argument("--skip-smollm2", action="store_true",
+                        help="Measure the student alone (SmolLM2's rows already in --json are kept).")
     parser.add_argument("--json", type=Path, required=True, help="Where the JSON report goes.")
     args = parser.parse_args(argv)
     if args.no_call_ratio is None:
@@ -182,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             student = run_student(spirit_path, questions, args.category)
             student["eval_seconds"] = round(time.perf_counter() - t0, 1)
             student["distill_seconds"] = round(distill_seconds, 1)
+            student["per_function"], student["epochs"] = args.per_function, args.epochs
             if not args.runs:
                 student.pop("spirit")  # it goes with the temporary folder
         baseline = {"smollm2": {"skipped": "--skip-smollm2"}, "smollm2_grammar": {"skipped": "--skip-smollm2"}}
@@ -190,8 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     except DistilleryError as exc:
         console.print(f"[bold red]error:[/bold red] {exc}")
         return 2
-    report = {"category": args.category, "n_questions": len(questions), "per_function": args.per_function,
-              "epochs": args.epochs, "threads": torch.get_num_threads(), "student": student, **baseline}
+    report = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    if report.get("n_questions", len(questions)) != len(questions):
+        report = {}  # another question set: nothing to keep beside it
+    if args.skip_smollm2 and all("ast_accuracy" in report.get(k, {}) for k in baseline):
+        baseline = {k: report[k] for k in baseline}  # measured earlier on the same questions: kept
+    key = "student" if args.student == "tiny" else args.student
+    report.update({"category": args.category, "n_questions": len(questions), "threads": torch.get_num_threads(),
+                   key: student, **baseline})
     args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print_table(report)
     console.print(f"report written to {args.json}")

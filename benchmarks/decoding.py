@@ -49,7 +49,7 @@ def main() -> None:
                 "+abstain": {"grammar": True, "copied": copied, "known_tools": [t.name for t in spirit.tools]}}
     results = {}
     for name, options in decoders.items():
-        caller = ToolCaller(spirit.model, spirit.tokenizer, max_new_tokens=256, **options)
+        caller = ToolCaller(spirit.model, spirit.tokenizer, spirit.format, max_new_tokens=256, **options)
         notes = taste(caller, heads, spirit.tools)
         results[name] = {**{k: notes["metrics"][k] for k in COLUMNS}, "p50_ms": notes["latency_ms"]["p50"]}
 

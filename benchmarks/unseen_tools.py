@@ -66,10 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except DistilleryError as exc:
         console.print(f"[bold red]error:[/bold red] {exc}")
         return 2
-    max_new = spirit.metadata["model_config"]["max_position_embeddings"]
     report = {"spirit": args.spirit.name, "category": args.category, "questions": len(questions)}
     for key, grammar in (("grammar", True), ("free", False)):
-        caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.decoding, max_new_tokens=max_new,
+        caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, spirit.decoding,
                                           grammar=grammar)
         report[key] = measure(caller, questions)
     table = Table(title=f"{args.spirit.name} on {len(questions)} BFCL {args.category} questions, tools it never saw")

@@ -3,6 +3,7 @@
 import torch
 
 from distillery.predictor import ToolCaller
+from distillery.students.prompt_format import tiny_format
 from distillery.tasks.tool_calling.prompt import END, render_completion, render_prompt
 from distillery.tasks.tool_calling.schema import Param, Tool
 from distillery.tokenizer import train_tokenizer
@@ -15,6 +16,7 @@ CALLS = [[{"name": "set_timer", "arguments": {"minutes": 5}}], [{"name": "contro
          [{"name": "get_weather", "arguments": {"city": "Oslo"}}], []]
 TOK = train_tokenizer([render_prompt("set a timer", list(BY_NAME.values())) + render_completion(c, BY_NAME)
                        for c in CALLS] * 5, 400)
+FMT = tiny_format(TOK, 512)
 
 
 class Scripted:
@@ -39,7 +41,7 @@ class Scripted:
 
 
 def predict(wanted: str, offered: list[Tool], known: list[str] | None):
-    caller = ToolCaller(Scripted(wanted), TOK, known_tools=known)
+    caller = ToolCaller(Scripted(wanted), TOK, FMT, known_tools=known)
     return caller.predict("what's the weather in Oslo", offered)
 
 
@@ -67,9 +69,9 @@ def test_tools_the_student_never_saw_are_not_reasons_to_abstain():
 
 
 def test_from_decoding_turns_abstaining_off_without_the_grammar():
-    caller = ToolCaller.from_decoding(Scripted("[]"), TOK, {"grammar": True, "copied_params": [],
+    caller = ToolCaller.from_decoding(Scripted("[]"), TOK, FMT, {"grammar": True, "copied_params": [],
                                                             "known_tools": list(BY_NAME)}, max_new_tokens=64)
     assert caller.known_first and caller.grammar is not None
-    free = ToolCaller.from_decoding(Scripted("[]"), TOK, {"grammar": True, "known_tools": list(BY_NAME)},
+    free = ToolCaller.from_decoding(Scripted("[]"), TOK, FMT, {"grammar": True, "known_tools": list(BY_NAME)},
                                     max_new_tokens=64, grammar=False)
     assert not free.known_first and free.grammar is None

@@ -75,8 +75,7 @@ def test_the_folder_is_self_contained(site):
 
 
 def _caller(spirit):
-    return ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.decoding,
-                                    max_new_tokens=spirit.metadata["model_config"]["max_position_embeddings"])
+    return ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, spirit.decoding)
 
 
 @pytest.mark.slow

@@ -106,13 +106,13 @@ def test_values_given_are_kept(tmp_path):
         cuts: {hearts: 0.8, heads: 0.15, tails: 0.05}
         still:
           lr: 3.0e-4
-        bottling: {formats: [onnx, gguf], quantize: q4_0}
+        bottling: {formats: [hf, gguf], quantize: f16}
     """))
     assert recipe.run_dir() == recipe_module.Path("runs/needle.tool-calling-v3")
     assert recipe.teacher.model == "gpt-4o-mini" and recipe.teacher.budget_usd == 2.5
     assert recipe.mash.tools_per_call.max == 2 and recipe.mash.parallel_ratio == 0.3
     assert recipe.cuts.tails == 0.05 and recipe.still.lr == 3.0e-4
-    assert recipe.bottling.formats == ["onnx", "gguf"] and recipe.bottling.quantize == "q4_0"
+    assert recipe.bottling.formats == ["hf", "gguf"] and recipe.bottling.quantize == "f16"
 
 
 def test_exponent_without_a_dot_is_still_a_number(tmp_path):
@@ -211,8 +211,17 @@ def test_report_lists_every_problem_at_once(tmp_path):
         ("student: {d_model: 250}", "student.n_heads: d_model (250) is not divisible by n_heads (4)."),
         ("student: {d_model: 36, n_heads: 4}", "student.n_heads: head width d_model / n_heads = 9 is odd"),
         ("student: {n_kv_heads: 3}", "student.n_kv_heads: n_heads (4) is not divisible by n_kv_heads (3)."),
-        ("student: {kind: tiny, base: ./smol}", "student.base: only a lora student has a base."),
+        ("student: {kind: tiny, base: ./smol}", "student.base: only a pretrained student (lora or full) has `base`."),
         ("student: {vocab_size: 100}", "student.vocab_size: 100 is not allowed; it must be at least 512."),
+        ("student: {kind: lora, d_model: 64}", "student.d_model: a lora student has its base's shape and tokenizer, "
+                                               "so `d_model` would do nothing. Fix: remove it"),
+        ("student: {kind: full, lora: {r: 8}}", "student.lora: a full fine-tune trains every weight and has no adapters."),
+        ("student: {kind: tiny, prompt: json}", "student.prompt: a tiny student reads compact signatures only"),
+        ("student: {kind: lora, base: ./missing.gguf}", "student.base: "),
+        ("student: {kind: lora, base: 'not a model'}", "student.base: 'not a model' is not a folder, a .gguf file or "
+                                                       "a hub id."),
+        ("student: {kind: lora, lora: {rank: 8}}", "student.lora.rank: unknown key."),
+        ("bottling: {formats: [onnx], quantize: q4_0}", "bottling.quantize: q4_0 is not offered by onnx (onnx: int8)."),
         ("cuts: {hearts: 0.8}", "cuts: hearts + heads + tails = 0.9; they must add up to 1."),
         ("cuts: {hearts: 1.0, heads: 0}",
          "cuts.heads: 0 is not allowed; it must be greater than 0 and at most 1."),

@@ -62,9 +62,7 @@ def served(small_run, tmp_path_factory):
 
 
 def _caller(spirit, model):
-    return ToolCaller.from_decoding(model, spirit.tokenizer, spirit.decoding,
-                                    max_new_tokens=spirit.metadata["model_config"]["max_position_embeddings"],
-                                    grammar=True)
+    return ToolCaller.from_decoding(model, spirit.tokenizer, spirit.format, spirit.decoding, grammar=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import torch
 
 from distillery import still
 from distillery.recipe import StillConfig
-from distillery.students.tiny import build_model, count_params, model_config
+from distillery.students.base import count_params
+from distillery.students.tiny import build_model, model_config
 
 TINY = SimpleNamespace(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64, max_seq_len=64)
 

@@ -67,8 +67,9 @@ def _run(recipe_path: Path, runs: Path, until: str):
 @app.command()
 @friendly
 def distill(recipe: Path = RecipeArg, runs: Path = RunsOpt):
-    """Run every stage: Mash, Cuts, tokenizer, Still, Tasting, Spirit. Re-running skips what is done."""
-    run = _run(recipe, runs, "spirit")
+    """Run every stage: Mash, Cuts, tokenizer, Still, Tasting, Spirit (and the Recipe's bottles).
+    Re-running skips what is done."""
+    run = _run(recipe, runs, "bottles")
     notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
     from distillery.cli_cellar import register
 

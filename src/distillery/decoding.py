@@ -11,6 +11,7 @@ same loop, the same grammar and the same prompt.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Protocol
 
@@ -32,16 +33,23 @@ class Runner(Protocol):
         """Append one token, return the next-token logits."""
 
 
+def cache_argument(model) -> str:
+    """The name of a transformers model's KV-cache argument: `cache` since transformers 5.2x
+    (which warns on the older name), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class TorchRunner:
     """A transformers causal LM, one sequence at a time, with a KV cache."""
 
-    def __init__(self, model):
+    def __init__(self, model, max_len: int | None = None):
         self.model = model
-        self.max_len = model.config.max_position_embeddings
+        # The student's usable context (its PromptFormat says), never more than the model's positions.
+        self.max_len = min(max_len or model.config.max_position_embeddings, model.config.max_position_embeddings)
         self.cache = None
 
     def _forward(self, ids: list[int]) -> torch.Tensor:
-        out = self.model(input_ids=torch.tensor([ids]), past_key_values=self.cache, use_cache=True)
+        out = self.model(input_ids=torch.tensor([ids]), **{cache_argument(self.model): self.cache}, use_cache=True)
         return out.logits[0, -1]
 
     def start(self, prompt_ids: list[int]) -> torch.Tensor:
@@ -52,8 +60,8 @@ class TorchRunner:
         return self._forward([token])
 
 
-def as_runner(model) -> Runner:
-    return model if hasattr(model, "start") and hasattr(model, "step") else TorchRunner(model)
+def as_runner(model, max_len: int | None = None) -> Runner:
+    return model if hasattr(model, "start") and hasattr(model, "step") else TorchRunner(model, max_len)
 
 
 @torch.inference_mode()

@@ -23,3 +23,7 @@ class TeacherError(DistilleryError):
 
 class SpiritError(DistilleryError):
     """A Spirit file is missing, not a Spirit, or damaged."""
+
+
+class StudentError(DistilleryError):
+    """A student's base model cannot be found or loaded."""

@@ -21,7 +21,9 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from safetensors.torch import load_model
+from safetensors import safe_open
+from safetensors.torch import load_model, save_model
+from tokenizers import Tokenizer
 
 from distillery import cuts, mash, still, tasting, tokenizer
 from distillery.augment import Augmenter
@@ -31,14 +33,10 @@ from distillery.predictor import ToolCaller
 from distillery.recipe import Recipe
 from distillery.report import write_report
 from distillery.spirit import file_sha256, write_spirit
-from distillery.students.tiny import build_model, count_params, model_config
-from distillery.tasks.tool_calling.prompt import (
-    END,
-    PAD,
-    TOOLS,
-    render_completion,
-    render_prompt,
-)
+from distillery.students import student_for
+from distillery.students.base import count_params
+from distillery.students.prompt_format import PromptFormat
+from distillery.tasks.tool_calling.prompt import render_completion, render_prompt
 from distillery.teachers.anthropic import AnthropicTeacher
 from distillery.teachers.cost import check_budget_is_enforceable
 from distillery.teachers.gemini import GeminiTeacher
@@ -47,7 +45,7 @@ from distillery.teachers.offline import OfflineTeacher
 from distillery.teachers.openai import OpenAITeacher
 from distillery.teachers.replay import ReplayTeacher
 
-STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit")
+STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit", "bottles")
 
 
 # Still fields that change how fast it trains, not what it trains: a different thread count
@@ -107,7 +105,8 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "recipe.yaml").write_text(self.recipe.resolved_yaml())
         steps = {"mash": self.stage_mash, "cuts": self.stage_cuts, "tokenizer": self.stage_tokenizer,
-                 "still": self.stage_still, "tasting": self.stage_tasting, "spirit": self.stage_spirit}
+                 "still": self.stage_still, "tasting": self.stage_tasting, "spirit": self.stage_spirit,
+                 "bottles": self.stage_bottles}
         for name in STAGES[:STAGES.index(until) + 1]:
             steps[name]()
         return self.dir
@@ -153,8 +152,15 @@ class Run:
         return [(render_prompt(ex["utterance"], [self.tools_by_name[n] for n in ex["tools"]]),
                  render_completion(ex["calls"], self.tools_by_name)) for ex in examples]
 
+    @property
+    def student(self):
+        return student_for(self.recipe.student.kind)
+
     def stage_tokenizer(self) -> None:
         r = self.recipe
+        if not self.student.needs_tokenizer_stage:
+            self.console.print(f"[dim]tokenizer: the {r.student.kind} student keeps its base's tokenizer[/dim]")
+            return
         inputs = _sha(self._hash_file("cuts/hearts.jsonl"), str(r.student.vocab_size))
 
         def work(resume: bool) -> None:
@@ -165,53 +171,68 @@ class Run:
 
         self._stage("tokenizer", inputs, [self.dir / "tokenizer.json"], work)
 
-    def _model_config(self) -> dict:
-        tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
-        ids = {"bos": tok.token_to_id(TOOLS), "eos": tok.token_to_id(END), "pad": tok.token_to_id(PAD)}
-        return model_config(self.recipe.student, tok.get_vocab_size(), ids)
-
     def stage_still(self) -> None:
         r = self.recipe
-        inputs = _sha(self._hash_file("cuts/hearts.jsonl"), self._hash_file("tokenizer.json"),
-                      r.section_sha256("student"), r.section_sha256("still", without=_SPEED_ONLY), str(r.seed))
+        upstream = [self._hash_file("cuts/hearts.jsonl"), self._hash_file("cuts/heads.jsonl")]
+        if self.student.needs_tokenizer_stage:
+            upstream.append(self._hash_file("tokenizer.json"))
+        inputs = _sha(*upstream, r.section_sha256("student"), r.section_sha256("still", without=_SPEED_ONLY),
+                      str(r.seed))
         still_dir = self.dir / "still"
 
         def work(resume: bool) -> None:
-            tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
+            student = self.student
+            built = student.build(r, self.dir)
+            fmt, tok = built.format, built.tokenizer
             hearts = read_jsonl(self.dir / "cuts" / "hearts.jsonl")
             augment = Augmenter(hearts, self.tools_by_name, r.still.value_swap, r.still.tool_drop, seed=r.seed,
                                 reoffer=r.still.reoffer,
                                 tools_per_call=(r.mash.tools_per_call.min, r.mash.tools_per_call.max))
 
-            skip = tokenizer.whitespace_ids(tok)
-
             def epoch_pairs(epoch: int) -> list[tuple[list[int], list[int]]]:
-                texts = self._texts([augment(ex, epoch, i) for i, ex in enumerate(hearts)])
-                return training_pairs(tok, texts, r.student.max_seq_len, skip)
+                return training_pairs(fmt, tok, [augment(ex, epoch, i) for i, ex in enumerate(hearts)],
+                                      self.tools_by_name)
 
             pairs = epoch_pairs(0)
             if len(pairs) < len(hearts):
-                self.console.print(f"[yellow]Still: {len(hearts) - len(pairs)} hearts longer than "
-                                   f"student.max_seq_len ({r.student.max_seq_len} tokens) are left out[/yellow]")
-            config = self._model_config()
-            model = build_model(config, seed=r.seed)
+                self.console.print(f"[yellow]Still: {len(hearts) - len(pairs)} hearts longer than the student's "
+                                   f"context ({fmt.context} tokens) are left out[/yellow]")
+            heads = training_pairs(fmt, tok, read_jsonl(self.dir / "cuts" / "heads.jsonl"), self.tools_by_name)
             n_tokens = sum(len(p) + len(c) for p, c in pairs)
-            self.console.print(f"[bold]Still[/bold]: {count_params(model) / 1e6:.2f}M params, {len(pairs)} "
-                               f"hearts ({n_tokens} tokens) x {r.still.epochs} epochs")
-            result = still.run_still(model, epoch_pairs, r.still, still_dir, pad=tok.token_to_id(PAD), seed=r.seed,
-                                     log=self.console.print)
+            n_train = sum(p.numel() for p in {id(p): p for p in built.model.parameters() if p.requires_grad}.values())
+            self.console.print(f"[bold]Still[/bold]: {r.student.kind} student, {count_params(built.model) / 1e6:.2f}M "
+                               f"params ({n_train / 1e6:.2f}M trained), {len(pairs)} hearts ({n_tokens} tokens) "
+                               f"x {r.still.epochs} epochs")
+            result = still.run_still(built.model, epoch_pairs, r.still, still_dir, pad=fmt.pad_id, seed=r.seed,
+                                     log=self.console.print, heads=heads)
+            model = student.export(built.model)
+            # The trained student as one file (plain weights, tokenizer, format): what the Tasting,
+            # the Spirit and a later stage read, whatever the kind.
+            student_meta = {"model_config": json.dumps(built.model_config, sort_keys=True),
+                            "tokenizer": tok.to_str(), "prompt_format": fmt.to_json(),
+                            "student": json.dumps(built.identity, sort_keys=True)}
+            if built.chat_template:
+                student_meta["chat_template"] = built.chat_template
+            save_model(model, str(still_dir / "student.safetensors"), metadata=student_meta)
             (still_dir / "result.json").write_text(json.dumps(
                 {"steps": result.steps, "epochs": result.epochs, "train_seconds": result.train_seconds,
                  "loss_curve": result.loss_curve, "params": count_params(model)}))
 
-        self._stage("still", inputs, [still_dir / "result.json"], work, clear=[still_dir])
+        self._stage("still", inputs, [still_dir / "result.json", still_dir / "student.safetensors"], work,
+                    clear=[still_dir])
 
-    def _trained_model(self):
-        model = build_model(self._model_config())
-        ckpt = still._last_checkpoint(self.dir / "still")
-        load_model(model, str(ckpt / "model.safetensors"))
+    def _student_meta(self) -> dict[str, str]:
+        with safe_open(str(self.dir / "still" / "student.safetensors"), framework="pt") as f:
+            return f.metadata()
+
+    def _trained(self) -> tuple[object, Tokenizer, PromptFormat, dict]:
+        """The trained student: (model in eval mode, tokenizer, PromptFormat, its metadata as stored)."""
+        raw = self._student_meta()
+        meta = {"model_config": json.loads(raw["model_config"]), "student": json.loads(raw["student"])}
+        model = self.student.load(meta)
+        load_model(model, str(self.dir / "still" / "student.safetensors"))
         model.eval()
-        return model
+        return model, Tokenizer.from_str(raw["tokenizer"]), PromptFormat.from_dict(json.loads(raw["prompt_format"])), raw
 
     def stage_tasting(self) -> None:
         r = self.recipe
@@ -220,13 +241,13 @@ class Run:
 
         def work(resume: bool) -> None:
             torch.set_num_threads(r.still.threads or torch.get_num_threads())
-            tok = tokenizer.load_tokenizer((self.dir / "tokenizer.json").read_text())
+            model, tok, fmt, _ = self._trained()
             copied = []
             if r.tasting.grammar and r.tasting.copy_values:
                 copied = copied_params(read_jsonl(self.dir / "cuts" / "hearts.jsonl"), self.tools_by_name)
             known = [t.name for t in self.catalog] if r.tasting.grammar and r.tasting.abstain else []
             decoding = {"grammar": r.tasting.grammar, "copied_params": copied, "known_tools": known}
-            caller = ToolCaller.from_decoding(self._trained_model(), tok, decoding, max_new_tokens=r.student.max_seq_len)
+            caller = ToolCaller.from_decoding(model, tok, fmt, decoding)
             heads = read_jsonl(self.dir / "cuts" / "heads.jsonl")
             found = tasting.taste(caller, heads, self.catalog, samples=r.tasting.samples, held_out=r.tasting.held_out)
             result = json.loads((self.dir / "still" / "result.json").read_text())
@@ -263,29 +284,58 @@ class Run:
         def work(resume: bool) -> None:
             notes = json.loads((self.dir / "tasting" / "notes.json").read_text())
             headline = {k: notes[k] for k in ("proof", "metrics", "n_eval", "latency_ms", "params", "train_seconds")}
-            lineage = {"parent": None, "mash_sha256": self._hash_file("mash.jsonl"), "recipe_sha256": r.sha256()}
-            write_spirit(self.spirit_path(), self._trained_model(), model_config=self._model_config(),
-                         tokenizer_json=(self.dir / "tokenizer.json").read_text(), recipe_yaml=r.resolved_yaml(),
-                         task=r.task, tools=self.catalog, tasting=headline, lineage=lineage,
-                         decoding=notes["decoding"], heads=self._tasted_heads())
+            model, tok, fmt, raw = self._trained()
+            identity = json.loads(raw["student"])
+            lineage = {"parent": None, "mash_sha256": self._hash_file("mash.jsonl"), "recipe_sha256": r.sha256(),
+                       **{k: identity[k] for k in ("base", "base_sha256") if k in identity}}
+            write_spirit(self.spirit_path(), model, model_config=json.loads(raw["model_config"]),
+                         tokenizer_json=raw["tokenizer"], recipe_yaml=r.resolved_yaml(), task=r.task,
+                         tools=self.catalog, tasting=headline, lineage=lineage, decoding=notes["decoding"],
+                         student=identity, prompt_format=fmt, chat_template=raw.get("chat_template"),
+                         heads=self._tasted_heads(), dtype=r.spirit.dtype)
             size = self.spirit_path().stat().st_size / 1e6
             self.console.print(f"[bold]Spirit[/bold]: {self.spirit_path()} ({size:.1f} MB)")
 
         self._stage("spirit", inputs, [self.spirit_path()], work)
 
 
-def training_pairs(tok, texts: list[tuple[str, str]], max_len: int,
-                   skip: frozenset[int] | None = None) -> list[tuple[list[int], list[int]]]:
-    """The (prompt ids, completion ids) the Still trains on, for rendered (prompt, completion) texts.
+    def stage_bottles(self) -> None:
+        """The Recipe's `bottling.formats`, each written under <run>/bottles/ and tasted beside the Spirit."""
+        r = self.recipe
+        if not r.bottling.formats:
+            return
+        inputs = _sha(self._hash_file(self.spirit_path().name), r.section_sha256("bottling"))
+        out = self.dir / "bottles"
 
-    Pairs longer than `max_len` tokens are left out: the student could not see them whole.
+        def work(resume: bool) -> None:
+            from distillery.bottling import bottle
+
+            written = {}
+            for fmt in r.bottling.formats:
+                path, notes = bottle(self.spirit_path(), fmt, out, r.bottling.quantize, log=self.console.print)
+                written[fmt] = {"path": str(path.relative_to(self.dir)),
+                                "same_calls_as_spirit": notes and notes["same_calls_as_spirit"]}
+                if notes:
+                    self.console.print(f"[bold]Bottle[/bold] {fmt}: {path.name}, same calls as the Spirit on "
+                                       f"{notes['same_calls_as_spirit']:.0%} of {notes['n_eval']} heads")
+            (out / "bottles.json").write_text(json.dumps(written, indent=2))
+
+        self._stage("bottles", inputs, [out / "bottles.json"], work, clear=[out])
+
+
+def training_pairs(fmt: PromptFormat, tok: Tokenizer, examples: list[dict],
+                   tools_by_name: dict) -> list[tuple[list[int], list[int]]]:
+    """The (prompt ids, completion ids) the Still trains on, for tool-calling examples.
+
+    Pairs longer than the format's context are left out: the student could not see them whole.
     """
-    skip = tokenizer.whitespace_ids(tok) if skip is None else skip
     pairs = []
-    for prompt, completion in texts:
-        p, c = tokenizer.encode_prompt(tok, prompt, skip), tok.encode(completion).ids
-        if len(p) + len(c) <= max_len:
-            pairs.append((p, c))
+    for ex in examples:
+        prompt = fmt.prompt_ids(tok, ex["utterance"], [tools_by_name[n] for n in ex["tools"]])
+        completion = tok.encode(render_completion(ex["calls"], tools_by_name, dumps=fmt.dumps, end=fmt.end_text),
+                                add_special_tokens=False).ids
+        if len(prompt) + len(completion) <= fmt.context:
+            pairs.append((prompt, completion))
     return pairs
 
 

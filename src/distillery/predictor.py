@@ -9,10 +9,10 @@ from tokenizers import Tokenizer
 
 from distillery.decoding import as_runner, greedy_decode
 from distillery.errors import DistilleryError
+from distillery.students.prompt_format import PromptFormat
 from distillery.tasks.tool_calling.grammar import CallGrammar
-from distillery.tasks.tool_calling.prompt import END, parse_completion, render_prompt
+from distillery.tasks.tool_calling.prompt import parse_completion
 from distillery.tasks.tool_calling.schema import Tool
-from distillery.tokenizer import encode_prompt, whitespace_ids
 from distillery.tasks.tool_calling.validate import coerce_arguments
 
 
@@ -39,15 +39,15 @@ class ToolCaller:
     With `grammar` (the default) decoding is constrained to calls the offered tools accept.
     """
 
-    def __init__(self, model, tokenizer: Tokenizer, max_new_tokens: int = 256, grammar: bool = True,
-                 copied: list[str] | None = None, known_tools: list[str] | None = None):
-        self.model = model
+    def __init__(self, model, tokenizer: Tokenizer, fmt: PromptFormat, max_new_tokens: int = 256,
+                 grammar: bool = True, copied: list[str] | None = None, known_tools: list[str] | None = None):
+        self.model = as_runner(model, fmt.context)
         self.tokenizer = tokenizer
+        self.format = fmt
         self.max_new_tokens = max_new_tokens
-        self.eos_id = tokenizer.token_to_id(END)
-        self.max_len = as_runner(model).max_len
-        self.skip = whitespace_ids(tokenizer)
-        self.grammar = CallGrammar(tokenizer) if grammar else None
+        self.eos_id = fmt.end_id
+        self.max_len = self.model.max_len
+        self.grammar = CallGrammar(tokenizer, fmt) if grammar else None
         # `tool.param` names whose values are spans of the request (see tasks/tool_calling/spans.py).
         self.copied = frozenset(copied or ())
         # First token of each tool name the student was trained on (its catalog), for abstaining.
@@ -56,21 +56,21 @@ class ToolCaller:
             self.known_first.setdefault(tokenizer.encode(name).ids[0], set()).add(name)
 
     @classmethod
-    def from_decoding(cls, model, tokenizer: Tokenizer, decoding: dict, *, max_new_tokens: int,
-                      grammar: bool | None = None) -> ToolCaller:
+    def from_decoding(cls, model, tokenizer: Tokenizer, fmt: PromptFormat, decoding: dict, *,
+                      max_new_tokens: int | None = None, grammar: bool | None = None) -> ToolCaller:
         """The caller a Spirit's `decoding` metadata describes; `grammar` overrides its grammar flag.
 
         `decoding` = {"grammar", "copied_params", "known_tools"}; copied values and abstaining both
         need the grammar, so without it they are off.
         """
         grammar = decoding.get("grammar", True) if grammar is None else grammar
-        return cls(model, tokenizer, max_new_tokens=max_new_tokens, grammar=grammar,
+        return cls(model, tokenizer, fmt, max_new_tokens=max_new_tokens or fmt.context, grammar=grammar,
                    copied=decoding.get("copied_params") if grammar else None,
                    known_tools=decoding.get("known_tools") if grammar else None)
 
     def predict(self, utterance: str, tools: list[Tool]) -> Prediction:
         start = time.perf_counter()
-        prompt_ids = encode_prompt(self.tokenizer, render_prompt(utterance, tools), self.skip)
+        prompt_ids = self.format.prompt_ids(self.tokenizer, utterance, tools)
         room = self.max_len - len(prompt_ids)
         if room < MIN_ANSWER_TOKENS:
             raise PromptTooLong(
@@ -118,15 +118,14 @@ class _AbstainUnoffered:
     Tools the student never saw are not candidates, so unseen catalogs decode as before.
     """
 
-    PREFIX = '[{"name":"'
-
     def __init__(self, caller: ToolCaller, offered: set[str], inner):
         self.caller, self.offered, self.inner = caller, offered, inner
+        self.prefix = caller.format.call_prefix
         self.checked = False
 
     def __call__(self, generated: list[int], logits):
         if not self.checked and len(generated) <= 8 and \
-                self.caller.tokenizer.decode(generated, skip_special_tokens=False) == self.PREFIX:
+                self.caller.tokenizer.decode(generated, skip_special_tokens=False) == self.prefix:
             self.checked = True
             known = self.caller.known_first
             best = max(known, key=lambda i: float(logits[i]))

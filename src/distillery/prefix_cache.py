@@ -1,8 +1,10 @@
 """A runner that reads the tool catalog once: the KV cache of a prompt's prefix, reused.
 
-Every prompt is `<|tools|> signatures <|user|> utterance <|call|>`. A deployment offers the
-same catalog again and again, so everything up to and including `<|user|>` is the same
-across its requests. `PrefixCachedRunner` keeps the KV cache of such prefixes (a small LRU
+Every prompt reads the offered tools first, then the request (`<|tools|> signatures <|user|>
+utterance <|call|>` for a tiny student; a system turn then a user turn for a chat model). A
+deployment offers the same catalog again and again, so everything up to and including the
+PromptFormat's boundary token (`<|user|>`, or the end of the system turn) is the same across
+its requests. `PrefixCachedRunner` keeps the KV cache of such prefixes (a small LRU
 keyed by the prefix's token ids, so a different catalog is a different entry) and starts
 each request from a copy of it: only the utterance is read per request. The copy matters:
 decoding appends to the cache, and the stored prefix must stay as it was.
@@ -24,8 +26,8 @@ from distillery.decoding import TorchRunner
 class PrefixCachedRunner(TorchRunner):
     """A `TorchRunner` whose `start` reuses the cached KV of everything up to `boundary_id`."""
 
-    def __init__(self, model, boundary_id: int, size: int = 16):
-        super().__init__(model)
+    def __init__(self, model, boundary_id: int, size: int = 16, max_len: int | None = None):
+        super().__init__(model, max_len)
         self.boundary_id = boundary_id
         self.size = size
         self.prefixes: OrderedDict[tuple[int, ...], DynamicCache] = OrderedDict()

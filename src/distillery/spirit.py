@@ -3,9 +3,13 @@
 Tensors are the weights; the safetensors `__metadata__` carries JSON strings: `format`,
 `model_config`, `tokenizer` (tokenizer.json text), `recipe` (resolved YAML), `task`,
 `tools` (the catalog in OpenAI format, so `predict` needs no other file), `tasting`
-(headline numbers), `lineage`, `decoding` and `heads` (the held-out examples the tasting
-used, JSON Lines text, so any bottle of the Spirit is tasted on the same examples). No
-pickle anywhere: opening a Spirit runs no code.
+(headline numbers), `lineage` (parent, Mash and recipe hashes, and for a pretrained student
+its base's name and sha256), `decoding`, `student` (its kind and base), `prompt_format` (how
+a request becomes prompt ids: students/prompt_format.py), `chat_template` (a pretrained
+student's, its base's) and `heads` (the held-out examples the tasting used, JSON Lines
+text, so any bottle of the Spirit is tasted on the same examples). Weights are stored in
+`spirit.dtype` (float32, float16 or bfloat16) and always run in float32. No pickle
+anywhere: opening a Spirit runs no code.
 """
 
 from __future__ import annotations
@@ -16,31 +20,38 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from tokenizers import Tokenizer
 
 from distillery.errors import SpiritError
-from distillery.students.tiny import build_model
+from distillery.students import student_for
+from distillery.students.prompt_format import PromptFormat, tiny_format
 from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.schema import Tool
 
 FORMAT = "distillery.spirit/1"
-_JSON_KEYS = ("model_config", "tasting", "lineage", "tools", "decoding")
-# Written by every Spirit since `decoding` was added; older files decode with the grammar alone.
-_OPTIONAL = {"decoding": json.dumps({"grammar": True, "copied_params": []})}
-# Every metadata key, in the order bottles write them; `heads` is optional (older Spirits lack it).
-KEYS = ("format", "model_config", "tokenizer", "recipe", "task", "tools", "tasting", "lineage", "decoding", "heads")
+_JSON_KEYS = ("model_config", "tasting", "lineage", "tools", "decoding", "student", "prompt_format")
+# Keys older Spirits lack: they decode with the grammar alone, and they are tiny students
+# whose prompt format follows from their tokenizer (see `prompt_format`).
+_OPTIONAL = {"decoding": json.dumps({"grammar": True, "copied_params": []}),
+             "student": json.dumps({"kind": "tiny"}), "prompt_format": "null"}
+# Every metadata key, in the order bottles write them; `heads` and `chat_template` are optional.
+KEYS = ("format", "model_config", "tokenizer", "recipe", "task", "tools", "tasting", "lineage", "decoding",
+        "student", "prompt_format", "chat_template", "heads")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 @dataclass
 class Spirit:
     path: Path
-    model: object  # LlamaForCausalLM, in eval mode
+    model: object  # a transformers causal LM, float32, in eval mode
     tokenizer: Tokenizer
     metadata: dict  # JSON fields parsed, text fields as text
     tools: list[Tool]
     decoding: dict  # {"grammar": bool, "copied_params": ["tool.param", ...]}
+    format: PromptFormat
 
 
 def file_sha256(path: Path) -> str:
@@ -52,7 +63,16 @@ def file_sha256(path: Path) -> str:
 
 
 def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, recipe_yaml: str, task: str,
-                 tools: list[Tool], tasting: dict, lineage: dict, decoding: dict, heads: str | None = None) -> None:
+                 tools: list[Tool], tasting: dict, lineage: dict, decoding: dict, student: dict | None = None,
+                 prompt_format: PromptFormat | None = None, chat_template: str | None = None,
+                 heads: str | None = None, dtype: str = "float32") -> None:
+    """Write the Spirit; `dtype` is the weights' storage type (they load back as float32).
+
+    Without `student` and `prompt_format` it is a tiny student's, whose format follows from its tokenizer.
+    """
+    student = student or {"kind": "tiny"}
+    if prompt_format is None:
+        prompt_format = tiny_format(Tokenizer.from_str(tokenizer_json), model_config["max_position_embeddings"])
     metadata = {
         "format": FORMAT,
         "model_config": json.dumps(model_config, sort_keys=True),
@@ -63,11 +83,21 @@ def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, 
         "tasting": json.dumps(tasting, sort_keys=True),
         "lineage": json.dumps(lineage, sort_keys=True),
         "decoding": json.dumps(decoding, sort_keys=True),
+        "student": json.dumps(student, sort_keys=True),
+        "prompt_format": prompt_format.to_json(),
     }
+    if chat_template is not None:
+        metadata["chat_template"] = chat_template
     if heads is not None:
         metadata["heads"] = heads
     tmp = path.with_suffix(".spirit.tmp")
-    save_model(model, str(tmp), metadata=metadata)
+    if dtype != "float32":
+        model = model.to(DTYPES[dtype])
+    try:
+        save_model(model, str(tmp), metadata=metadata)
+    finally:
+        if dtype != "float32":
+            model.float()
     os.replace(tmp, path)
 
 
@@ -108,16 +138,33 @@ def metadata_strings(meta: dict) -> dict[str, str]:
             for key in KEYS if key in meta}
 
 
+def prompt_format(meta: dict, tokenizer: Tokenizer) -> PromptFormat:
+    """The Spirit's PromptFormat; a Spirit written before formats were stored is a tiny student's."""
+    if meta.get("prompt_format"):
+        return PromptFormat.from_dict(meta["prompt_format"])
+    return tiny_format(tokenizer, meta["model_config"]["max_position_embeddings"])
+
+
+def build_student_model(meta: dict, where: str):
+    """The Spirit's model architecture, untrained, from its metadata."""
+    kind = (meta.get("student") or {}).get("kind", "tiny")
+    try:
+        return student_for(kind).load(meta)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpiritError(f"{where}: its student ({kind}) cannot be rebuilt from its model_config ({exc}).")
+
+
 def load_spirit(path: Path) -> Spirit:
     """The student, its tokenizer and its catalog, from nothing but the Spirit file."""
     path = Path(path)
     meta = read_metadata(path)
-    model = build_model(meta["model_config"])
+    model = build_student_model(meta, str(path))
     try:
         load_model(model, str(path))
     except (SafetensorError, RuntimeError) as exc:
         raise SpiritError(f"{path}: its weights do not match its model_config ({exc}).")
-    model.eval()
+    model.float().eval()
     tokenizer = Tokenizer.from_str(meta["tokenizer"])
     tools = parse_tools(meta["tools"], where=f"{path} (tools metadata)")
-    return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, tools=tools, decoding=meta["decoding"])
+    return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, tools=tools, decoding=meta["decoding"],
+                  format=prompt_format(meta, tokenizer))

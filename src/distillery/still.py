@@ -25,7 +25,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
+
+from distillery.students.base import load_training_state, trainable, training_state
 
 IGNORE = -100  # label value the loss skips (prompt and padding tokens)
 
@@ -96,12 +98,14 @@ def completion_loss(model, batch: dict[str, torch.Tensor], prompt_weight: float 
     The output layer is applied only where a label exists: most tokens are prompt, and
     projecting them onto the vocabulary would be wasted work when their loss is not wanted.
     """
-    hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    hidden = model.get_decoder()(input_ids=batch["input_ids"],
+                                 attention_mask=batch["attention_mask"]).last_hidden_state
+    head = model.get_output_embeddings()
 
     def loss_on(labels: torch.Tensor) -> torch.Tensor:
         targets = labels[:, 1:]
         keep = targets != IGNORE
-        return torch.nn.functional.cross_entropy(model.lm_head(hidden[:, :-1][keep]).float(), targets[keep])
+        return torch.nn.functional.cross_entropy(head(hidden[:, :-1][keep]).float(), targets[keep])
 
     loss = loss_on(batch["labels"])
     return loss + prompt_weight * loss_on(batch["prompt_labels"]) if prompt_weight else loss
@@ -117,7 +121,8 @@ def _save_checkpoint(still_dir: Path, epoch: int, step: int, model, optimizer, c
                      seconds: float) -> None:
     ckpt = still_dir / f"epoch-{epoch}"
     ckpt.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(ckpt / "model.safetensors"))
+    # Only what trains: the whole student for tiny and full, the adapters for lora.
+    save_file(training_state(model), str(ckpt / "trainable.safetensors"))
     torch.save(optimizer.state_dict(), ckpt / "optimizer.pt")
     state = {"epoch": epoch, "step": step, "loss_curve": curve, "train_seconds": seconds}
     tmp = ckpt / "state.json.tmp"
@@ -134,19 +139,42 @@ def _save_checkpoint(still_dir: Path, epoch: int, step: int, model, optimizer, c
 Pairs = list[tuple[list[int], list[int]]]
 
 
+@torch.no_grad()
+def heads_loss(model, pairs: Pairs, pad: int, batch_size: int = 32) -> float:
+    """Mean completion loss on held-out pairs: beside the training loss it shows memorization.
+
+    Forward passes only, in batches of similar length (little padding), so a tiny student's
+    36 measurements cost seconds.
+    """
+    was_training = model.training
+    model.eval()
+    ordered = sorted(pairs, key=lambda pair: len(pair[0]) + len(pair[1]))
+    total, count = 0.0, 0
+    for start in range(0, len(ordered), batch_size):
+        batch = collate(ordered[start:start + batch_size], pad)
+        n = int((batch["labels"][:, 1:] != IGNORE).sum())
+        total += float(completion_loss(model, batch)) * n
+        count += n
+    model.train(was_training)
+    return total / max(1, count)
+
+
 def run_still(model, data: Pairs | Callable[[int], Pairs], still_cfg, still_dir: Path, *, pad: int,
-              seed: int, log=print) -> StillResult:
+              seed: int, log=print, heads: Pairs | None = None) -> StillResult:
     """Train `model` in place on (prompt ids, completion ids) pairs; resume if `still_dir` has a checkpoint.
 
     `data` is the pairs, or a function of the epoch that returns them (augmentation redrawn per epoch).
+    Only parameters that require gradients train (a lora student's adapters). With `heads`, the
+    loss on those held-out pairs is measured after every epoch and kept in the loss curve.
     """
     epoch_pairs = data if callable(data) else (lambda epoch: data)
     pairs = epoch_pairs(0)
     still_dir.mkdir(parents=True, exist_ok=True)
     if still_cfg.threads:
         torch.set_num_threads(still_cfg.threads)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    params = trainable(model)
+    decay = [p for n, p in params if p.dim() >= 2]
+    no_decay = [p for n, p in params if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": still_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=still_cfg.lr, betas=(0.9, 0.95),
@@ -159,7 +187,7 @@ def run_still(model, data: Pairs | Callable[[int], Pairs], still_cfg, still_dir:
     ckpt = _last_checkpoint(still_dir)
     if ckpt is not None:
         state = json.loads((ckpt / "state.json").read_text())
-        load_model(model, str(ckpt / "model.safetensors"))
+        load_training_state(model, load_file(str(ckpt / "trainable.safetensors")))
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         start_epoch, step, curve, spent = state["epoch"], state["step"], state["loss_curve"], state["train_seconds"]
         log(f"Resuming the Still after epoch {start_epoch} (step {step}).")
@@ -196,7 +224,7 @@ def run_still(model, data: Pairs | Callable[[int], Pairs], still_cfg, still_dir:
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     loss = completion_loss(model, batch, still_cfg.prompt_loss)
                 loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), still_cfg.grad_clip).item()
+                grad_norm = torch.nn.utils.clip_grad_norm_([p for _, p in params], still_cfg.grad_clip).item()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 tokens = int(batch["attention_mask"].sum())
@@ -208,6 +236,10 @@ def run_still(model, data: Pairs | Callable[[int], Pairs], still_cfg, still_dir:
                 progress.update(bar, advance=1, epoch=epoch + 1, loss=f"{loss.item():.3f}", tps=f"{tps:.0f}")
             metrics.flush()
             spent += time.perf_counter() - t_epoch
+            if heads:
+                held = heads_loss(model, heads, pad)
+                curve.append({"step": step, "epoch": epoch + 1, "heads_loss": round(held, 5)})
+                log(f"Still: epoch {epoch + 1}, loss on the heads {held:.4f}")
             _save_checkpoint(still_dir, epoch + 1, step, model, optimizer, curve, spent)
     metrics.close()
     model.set_attn_implementation(default_attention)

@@ -42,6 +42,13 @@ class Bottle:
     metadata: dict  # same keys and shapes as distillery.spirit.read_metadata()
     format: str
 
+    @property
+    def prompt_format(self):
+        """How a request becomes prompt ids for this student (students/prompt_format.py)."""
+        from distillery.spirit import prompt_format
+
+        return prompt_format(self.metadata, self.tokenizer)
+
 
 def check_choice(fmt: str, quantize: str | None) -> None:
     """Refuse an unknown format or a quantization the format does not offer, before any work."""
@@ -87,7 +94,8 @@ def open_artifact(path: Path, threads: int | None = None) -> Bottle:
     from distillery.spirit import load_spirit
 
     spirit = load_spirit(path)  # any other name: a Spirit, or a SpiritError that says what it is not
-    return Bottle(runner=TorchRunner(spirit.model), tokenizer=spirit.tokenizer, metadata=spirit.metadata,
+    return Bottle(runner=TorchRunner(spirit.model, spirit.format.context), tokenizer=spirit.tokenizer,
+                  metadata=spirit.metadata,
                   format="spirit")
 
 
@@ -95,9 +103,8 @@ def caller_for(bottle: Bottle, grammar: bool | None = None):
     """A ToolCaller over the bottle's runner, decoding as the Spirit's metadata says."""
     from distillery.predictor import ToolCaller
 
-    return ToolCaller.from_decoding(bottle.runner, bottle.tokenizer, bottle.metadata.get("decoding", {}),
-                                    max_new_tokens=bottle.metadata["model_config"]["max_position_embeddings"],
-                                    grammar=grammar)
+    return ToolCaller.from_decoding(bottle.runner, bottle.tokenizer, bottle.prompt_format,
+                                    bottle.metadata.get("decoding", {}), grammar=grammar)
 
 
 def parse_heads(text: str, where: str, tool_names: set[str]) -> list[dict]:
@@ -185,7 +192,8 @@ def bottle(spirit_path: Path, fmt: str, out: Path, quantize: str | None = None, 
     heads, source = found
     log(f"tasting the bottle and the Spirit on {len(heads)} examples ({source})")
     notes = taste_bottle(module.open_bottle(path), heads)
-    own = taste_bottle(Bottle(TorchRunner(spirit.model), spirit.tokenizer, spirit.metadata, "spirit"), heads)
+    own = taste_bottle(Bottle(TorchRunner(spirit.model, spirit.format.context), spirit.tokenizer, spirit.metadata,
+                              "spirit"), heads)
     same = sum(a["predicted"] == b["predicted"] for a, b in zip(notes["predictions"], own["predictions"]))
     exact, spirit_exact = notes["metrics"]["exact_call_accuracy"], own["metrics"]["exact_call_accuracy"]
     notes = {"artifact": path.name, "format": fmt, "quantize": quantize, "size_bytes": _size(path),

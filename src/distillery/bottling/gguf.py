@@ -28,9 +28,10 @@ import torch
 from tokenizers import Tokenizer
 
 from distillery.bottling import Bottle, check_choice
-from distillery.bottling.hf import CHAT_TEMPLATE
+from distillery.bottling.hf import chat_template
 from distillery.errors import DistilleryError
-from distillery.spirit import Spirit, metadata_strings, parse_metadata
+from distillery.spirit import Spirit, metadata_strings, parse_metadata, prompt_format
+from distillery.students.prompt_format import PromptFormat
 from distillery.tasks.tool_calling.grammar import calls_schema
 from distillery.tasks.tool_calling.prompt import SPECIAL_TOKENS
 from distillery.tasks.tool_calling.schema import Tool
@@ -64,7 +65,7 @@ def _tensor_type(gguf, name: str, data: np.ndarray, quantize: str | None):
     return wanted if data.shape[-1] % block == 0 else gguf.GGMLQuantizationType.F16
 
 
-def _add_tokenizer(gguf, writer, tokenizer: Tokenizer, config: dict) -> None:
+def _add_tokenizer(gguf, writer, tokenizer: Tokenizer, config: dict, fmt: PromptFormat) -> None:
     vocab = tokenizer.get_vocab()
     tokens = sorted(vocab, key=vocab.get)
     if [vocab[t] for t in tokens] != list(range(config["vocab_size"])):
@@ -74,14 +75,15 @@ def _add_tokenizer(gguf, writer, tokenizer: Tokenizer, config: dict) -> None:
     writer.add_tokenizer_model("gpt2")  # llama.cpp's name for a byte-level BPE
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.CONTROL if t in SPECIAL_TOKENS else gguf.TokenType.NORMAL
-                            for t in tokens])
+    control = set(fmt.special_tokens or SPECIAL_TOKENS)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in control else gguf.TokenType.NORMAL for t in tokens])
     writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-    writer.add_bos_token_id(config["bos_token_id"])
-    writer.add_eos_token_id(config["eos_token_id"])
-    writer.add_pad_token_id(config["pad_token_id"])
-    writer.add_add_bos_token(False)  # the prompt starts with <|tools|> itself
-    writer.add_chat_template(CHAT_TEMPLATE)
+    if config.get("bos_token_id") is not None:
+        writer.add_bos_token_id(config["bos_token_id"])
+    writer.add_eos_token_id(fmt.end_id)  # the end of an answer: llama.cpp stops there
+    writer.add_pad_token_id(fmt.pad_id)
+    writer.add_add_bos_token(False)  # the prompt carries its own first token (<|tools|>, or the chat frame's)
+    writer.add_chat_template(chat_template(fmt))
 
 
 def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
@@ -99,18 +101,19 @@ def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
     tmp = path.with_suffix(".gguf.tmp")
     writer = gguf.GGUFWriter(tmp, "llama")
     writer.add_name(spirit.path.stem)
-    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_context_length(spirit.format.context)
     writer.add_embedding_length(config["hidden_size"])
     writer.add_block_count(config["num_hidden_layers"])
     writer.add_feed_forward_length(config["intermediate_size"])
     writer.add_head_count(n_head)
     writer.add_head_count_kv(n_kv)
-    writer.add_rope_dimension_count(config["hidden_size"] // n_head)
-    writer.add_rope_freq_base(config["rope_theta"])
+    writer.add_rope_dimension_count(config.get("head_dim") or config["hidden_size"] // n_head)
+    # transformers 5 keeps the rotary base in `rope_parameters`; older configs have `rope_theta`.
+    writer.add_rope_freq_base((config.get("rope_parameters") or {}).get("rope_theta") or config["rope_theta"])
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_vocab_size(config["vocab_size"])
     writer.add_file_type(file_type)
-    _add_tokenizer(gguf, writer, spirit.tokenizer, config)
+    _add_tokenizer(gguf, writer, spirit.tokenizer, config, spirit.format)
     for key, value in metadata_strings(spirit.metadata).items():
         writer.add_string(_PREFIX + key, value)
 
@@ -140,11 +143,11 @@ def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     os.replace(tmp, path)
-    write_gbnf(spirit.tools, out / f"{spirit.path.stem}.gbnf")
+    write_gbnf(spirit.tools, out / f"{spirit.path.stem}.gbnf", compact=spirit.format.json_style == "compact")
     return path
 
 
-def tools_gbnf(tools: list[Tool]) -> str:
+def tools_gbnf(tools: list[Tool], compact: bool = True) -> str:
     """The GBNF grammar of a completion calling `tools`, for llama.cpp (`--grammar-file`, LlamaGrammar).
 
     Made by llama.cpp's JSON-schema converter from the same schema distillery's grammar uses,
@@ -157,12 +160,14 @@ def tools_gbnf(tools: list[Tool]) -> str:
     except ImportError:
         raise DistilleryError(f"writing the .gbnf grammar needs llama-cpp-python. {_INSTALL_LLAMA}") from None
     grammar = json_schema_to_gbnf(json.dumps(calls_schema(tools)))
-    lines = [('space ::= ""' if line.startswith("space ::=") else line) for line in grammar.splitlines()]
+    # A tiny student writes compact JSON: no space anywhere. A chat model's spaced JSON keeps the
+    # converter's optional single space.
+    lines = [('space ::= ""' if compact and line.startswith("space ::=") else line) for line in grammar.splitlines()]
     return "\n".join(lines) + "\n"
 
 
-def write_gbnf(tools: list[Tool], path: Path) -> Path:
-    Path(path).write_text(tools_gbnf(tools), encoding="utf-8")
+def write_gbnf(tools: list[Tool], path: Path, compact: bool = True) -> Path:
+    Path(path).write_text(tools_gbnf(tools, compact), encoding="utf-8")
     return Path(path)
 
 
@@ -236,6 +241,6 @@ def open_bottle(path: Path, threads: int | None = None) -> Bottle:
     """A distillery .gguf ready to decode through llama.cpp (`threads`: default torch's thread count)."""
     path = Path(path)
     metadata = read_metadata(path)
-    runner = LlamaCppRunner(path, metadata["model_config"]["max_position_embeddings"], threads)
-    return Bottle(runner=runner, tokenizer=Tokenizer.from_str(metadata["tokenizer"]), metadata=metadata,
-                  format="gguf")
+    tokenizer = Tokenizer.from_str(metadata["tokenizer"])
+    runner = LlamaCppRunner(path, prompt_format(metadata, tokenizer).context, threads)
+    return Bottle(runner=runner, tokenizer=tokenizer, metadata=metadata, format="gguf")

@@ -19,21 +19,23 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
-from transformers import GenerationConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from distillery.bottling import Bottle, check_choice
 from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
-from distillery.spirit import Spirit, metadata_strings, parse_metadata
-from distillery.tasks.tool_calling.prompt import CALL, END, PAD, TOOLS, USER
+from distillery.spirit import Spirit, metadata_strings, parse_metadata, prompt_format
+from distillery.students.prompt_format import SYSTEM_SLOT, USER_SLOT, PromptFormat
+from distillery.tasks.tool_calling.prompt import CALL, TOOLS, USER
 
 METADATA = "distillery.json"
 
 # tasks/tool_calling/prompt.py's render_prompt in Jinja: OpenAI `tools` -> compact signatures.
 # Only `{{ }}` writes text and every tag trims, so it renders the same whatever the whitespace
 # settings: transformers' and plain jinja2's (llama-cpp-python's chat formatter) are tested.
-CHAT_TEMPLATE = (
+# The user message (the last one, its text parts joined) into ns.user.
+_READ_USER = (
     '{%- set short = {"string": "str", "integer": "int", "number": "num", "boolean": "bool", "array": "list", '
     '"object": "obj", "any": "any"} -%}'
     '{%- set ns = namespace(user="") -%}'
@@ -44,7 +46,9 @@ CHAT_TEMPLATE = (
     '| map(attribute="text") | join(" ") -%}{%- endif -%}'
     '{%- endif -%}'
     '{%- endfor -%}'
-    '{{- "' + TOOLS + '" -}}'
+)
+# OpenAI `tools` -> one compact signature a line (tasks/tool_calling/prompt.py's render_tool).
+_SIGNATURES = (
     '{%- for tool in tools or [] -%}'
     '{%- set f = tool["function"] if tool["function"] is defined else tool -%}'
     '{%- set schema = f["parameters"] if f["parameters"] is defined and f["parameters"] else {} -%}'
@@ -64,8 +68,31 @@ CHAT_TEMPLATE = (
     '{%- endfor -%}'
     '{{- ")" -}}'
     '{%- endfor -%}'
+)
+CHAT_TEMPLATE = _READ_USER + '{{- "' + TOOLS + '" -}}' + _SIGNATURES + (
     '{{- "' + USER + '" ~ (ns.user | trim) ~ "' + CALL + '" -}}'
 )
+_JSON_TOOLS = ('{%- for tool in tools or [] -%}{%- if not loop.first -%}{{- "\\n" -}}{%- endif -%}'
+               '{{- (tool["function"] if tool["function"] is defined else tool) | tojson -}}{%- endfor -%}')
+
+
+def _literal(text: str) -> str:
+    return "{{- " + json.dumps(text) + " -}}"
+
+
+def chat_template(fmt: PromptFormat) -> str:
+    """A Jinja chat template that writes the student's prompt from OpenAI `tools` and `messages`.
+
+    A pretrained student's prompt is its base's chat template with the instruction and the
+    offered tools as the system turn: the same frame, rendered here from its pieces.
+    """
+    if fmt.template == "special":
+        return CHAT_TEMPLATE
+    before, rest = fmt.frame.split(SYSTEM_SLOT, 1)
+    between, after = rest.split(USER_SLOT, 1)
+    tools = _SIGNATURES if fmt.tools == "signatures" else _JSON_TOOLS
+    return (_READ_USER + _literal(before + fmt.instruction) + '{%- if tools -%}{{- "\\n" -}}' + tools
+            + '{%- endif -%}' + _literal(between) + "{{- ns.user | trim -}}" + _literal(after))
 
 
 @contextmanager
@@ -78,9 +105,10 @@ def _no_progress_bar():
         hf_logging.enable_progress_bar()
 
 
-def hf_tokenizer(tokenizer: Tokenizer, max_len: int) -> PreTrainedTokenizerFast:
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=END, pad_token=PAD,
-                                   chat_template=CHAT_TEMPLATE, model_max_length=max_len)
+def hf_tokenizer(tokenizer: Tokenizer, fmt: PromptFormat) -> PreTrainedTokenizerFast:
+    pad = tokenizer.id_to_token(fmt.pad_id)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=fmt.end_text, pad_token=pad,
+                                   chat_template=chat_template(fmt), model_max_length=fmt.context)
 
 
 def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
@@ -91,13 +119,13 @@ def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
     model = copy.deepcopy(spirit.model)
     if quantize == "f16":
         model = model.half()
-    config = spirit.metadata["model_config"]
+    config, fmt = spirit.metadata["model_config"], spirit.format
     model.generation_config = GenerationConfig(
-        bos_token_id=config["bos_token_id"], eos_token_id=config["eos_token_id"],
-        pad_token_id=config["pad_token_id"], do_sample=False, max_length=config["max_position_embeddings"])
+        bos_token_id=config.get("bos_token_id"), eos_token_id=fmt.end_id, pad_token_id=fmt.pad_id,
+        do_sample=False, max_length=fmt.context)
     with _no_progress_bar():
         model.save_pretrained(out)
-    hf_tokenizer(spirit.tokenizer, config["max_position_embeddings"]).save_pretrained(out)
+    hf_tokenizer(spirit.tokenizer, fmt).save_pretrained(out)
     # transformers 5 writes the class name TokenizersBackend, unknown to transformers 4; both load this one.
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
     tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
@@ -126,12 +154,13 @@ def open_bottle(path: Path) -> Bottle:
     metadata = read_metadata(path)
     try:
         with _no_progress_bar():
-            model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise DistilleryError(f"{path}: transformers cannot load the folder ({exc}). Fix: bottle the Spirit "
                               "again.") from None
     model.eval()
-    return Bottle(runner=TorchRunner(model), tokenizer=Tokenizer.from_str(metadata["tokenizer"]),
+    tokenizer = Tokenizer.from_str(metadata["tokenizer"])
+    return Bottle(runner=TorchRunner(model, prompt_format(metadata, tokenizer).context), tokenizer=tokenizer,
                   metadata=metadata, format="hf")
 
 
@@ -150,6 +179,21 @@ skip = {{i for i in range(len(tok)) if tok.decode([i]).isspace()}}
 ids = [i for i in tok(text)["input_ids"] if i not in skip]
 out = model.generate(torch.tensor([ids]), max_new_tokens=128)  # greedy, stops at <|end|>
 print(tok.decode(out[0, len(ids):], skip_special_tokens=True))
+```"""
+
+
+_CHAT_USAGE = """\
+```python
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tok = AutoTokenizer.from_pretrained("{folder}")
+model = AutoModelForCausalLM.from_pretrained("{folder}")
+tools = [...]  # OpenAI-format tools; the ones it was distilled on are `tools` in distillery.json
+messages = [{{"role": "user", "content": "{example}"}}]
+ids = tok.apply_chat_template(messages, tools=tools, add_generation_prompt=True, return_tensors="pt")
+out = model.generate(ids, max_new_tokens=128)  # greedy, stops at the end of its turn
+print(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
 ```"""
 
 
@@ -172,6 +216,26 @@ def write_card(folder: Path, metadata: dict, quantize: str | None, bottle_notes:
     if bottle_notes is not None:
         rows[f"this folder ({quantize or 'f32'})"] = bottle_notes
     example = "set a timer for 10 minutes"
+    fmt = prompt_format(metadata, Tokenizer.from_str(metadata["tokenizer"]))
+    student = metadata.get("student") or {"kind": "tiny"}
+    if fmt.template == "special":
+        what = (f"A {tasting.get('params', 0) / 1e6:.1f}M-parameter Llama student distilled by distillery for\n"
+                f"{metadata['task'].replace('_', ' ')}: given a request and the tools on offer, it writes the calls as\n"
+                "compact JSON, `[{\"name\": ..., \"arguments\": {...}}]`, then `<|end|>`.")
+        prompt = ("`<|tools|>` one signature a line (`name(param,optional?:type,...)`) `<|user|>` the request "
+                  "`<|call|>`.\nThe chat template writes it from OpenAI-format `tools` and `messages`. One more rule: "
+                  "**the prompt is\nread without whitespace tokens** (every token that decodes to whitespace is "
+                  "dropped from the prompt's\nids; the answer keeps its spaces). Greedy decoding, as in "
+                  "generation_config.json:\n\n" + _USAGE.format(folder=name, example=example))
+    else:
+        what = (f"A {tasting.get('params', 0) / 1e6:.1f}M-parameter {student['kind']} fine-tune of "
+                f"`{student.get('base')}`, distilled by distillery for\n{metadata['task'].replace('_', ' ')}: given a "
+                "request and the tools on offer, it answers with the calls as JSON,\n"
+                f"`[{{\"name\": ..., \"arguments\": {{...}}}}]`, then `{fmt.end_text}`.")
+        prompt = ("Its base's chat template, with the instruction and the offered tools ("
+                  + ("compact signatures" if fmt.tools == "signatures" else "OpenAI function JSON")
+                  + ") as the system turn.\nThe chat template writes it from OpenAI-format `tools` and `messages`; "
+                  "greedy decoding, as in generation_config.json:\n\n" + _CHAT_USAGE.format(folder=name, example=example))
     card = f"""---
 library_name: transformers
 pipeline_tag: text-generation
@@ -179,19 +243,12 @@ tags: [distillery, tool-calling, function-calling, llama]
 ---
 # {name}
 
-A {tasting.get('params', 0) / 1e6:.1f}M-parameter Llama student distilled by distillery for
-{metadata['task'].replace('_', ' ')}: given a request and the tools on offer, it writes the calls as
-compact JSON, `[{{"name": ..., "arguments": {{...}}}}]`, then `<|end|>`.
+{what}
 It was trained on {len(tools)} tools: {', '.join(f'`{t}`' for t in tools)}. Weights: {quantize or 'f32'}.
 
 ## Prompt
 
-`<|tools|>` one signature a line (`name(param,optional?:type,...)`) `<|user|>` the request `<|call|>`.
-The chat template writes it from OpenAI-format `tools` and `messages`. One more rule: **the prompt is
-read without whitespace tokens** (every token that decodes to whitespace is dropped from the prompt's
-ids; the answer keeps its spaces). Greedy decoding, as in generation_config.json:
-
-{_USAGE.format(folder=name, example=example)}
+{prompt}
 
 distillery decodes under a grammar of the offered tools (only their names, argument keys and types),
 so an invalid call cannot come out; plain `generate` has no such constraint. `distillery predict

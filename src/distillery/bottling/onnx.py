@@ -32,8 +32,9 @@ import onnxruntime
 import torch
 
 from distillery.bottling import Bottle
+from distillery.decoding import cache_argument
 from distillery.errors import DistilleryError
-from distillery.spirit import metadata_strings, parse_metadata
+from distillery.spirit import metadata_strings, parse_metadata, prompt_format
 
 QUANTIZE = ("int8",)
 # Metadata key of the bottle's own facts (how it was made, and its tasting notes' headline).
@@ -54,8 +55,8 @@ class _Decoder(torch.nn.Module):
         cache = DynamicCache()
         for i in range(self.layers):
             cache.update(past[2 * i], past[2 * i + 1], i)
-        out = self.model(input_ids=input_ids, position_ids=position_ids, past_key_values=cache, use_cache=True,
-                         logits_to_keep=1)
+        out = self.model(input_ids=input_ids, position_ids=position_ids, **{cache_argument(self.model): cache},
+                         use_cache=True, logits_to_keep=1)
         present = []
         for layer in out.past_key_values.layers:
             present += [layer.keys, layer.values]
@@ -230,5 +231,6 @@ def open_bottle(path: Path, threads: int | None = None) -> Bottle:
         raise DistilleryError(f"{path}: an ONNX model without distillery's metadata (no tokenizer in its "
                               "metadata_props). Fix: bottle a Spirit with `distillery bottle SPIRIT --format onnx`.")
     metadata = parse_metadata(raw, str(path))
-    return Bottle(runner=OnnxRunner(session, metadata["model_config"]["max_position_embeddings"]),
-                  tokenizer=Tokenizer.from_str(metadata["tokenizer"]), metadata=metadata, format="onnx")
+    tokenizer = Tokenizer.from_str(metadata["tokenizer"])
+    return Bottle(runner=OnnxRunner(session, prompt_format(metadata, tokenizer).context), tokenizer=tokenizer,
+                  metadata=metadata, format="onnx")

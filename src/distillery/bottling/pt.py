@@ -22,8 +22,7 @@ from tokenizers import Tokenizer
 from distillery.bottling import Bottle, check_choice
 from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
-from distillery.spirit import KEYS, Spirit, metadata_strings, parse_metadata
-from distillery.students.tiny import build_model
+from distillery.spirit import KEYS, Spirit, build_student_model, metadata_strings, parse_metadata, prompt_format
 
 FORMAT = "distillery.pt/1"
 
@@ -62,11 +61,12 @@ def open_bottle(path: Path) -> Bottle:
         raise DistilleryError(f"{path}: not a pt bottle of distillery (expected a dict with format {FORMAT!r}). "
                               "Fix: `distillery bottle SPIRIT --format pt --out DIR`.")
     metadata = parse_metadata(metadata_strings(obj["metadata"]), str(path))
-    model = build_model(metadata["model_config"])
+    model = build_student_model(metadata, str(path))
     try:
         model.load_state_dict(obj["state_dict"])
     except RuntimeError as exc:
         raise DistilleryError(f"{path}: its state_dict does not match its model_config ({exc}).") from None
     model.eval()
-    return Bottle(runner=TorchRunner(model), tokenizer=Tokenizer.from_str(metadata["tokenizer"]),
+    tokenizer = Tokenizer.from_str(metadata["tokenizer"])
+    return Bottle(runner=TorchRunner(model, prompt_format(metadata, tokenizer).context), tokenizer=tokenizer,
                   metadata=metadata, format="pt")

@@ -127,6 +127,12 @@ def page_data(spirit) -> dict:
 
 def export(spirit, out: Path, quantize: str | None = None) -> Path:
     """Write the web folder `out` and return it."""
+    if spirit.format.template != "special":
+        # The page's JavaScript builds tiny students' prompts only; a pretrained student's chat
+        # frame and its 49k-token grammar are not in it yet.
+        raise DistilleryError(f"{spirit.path}: the web bottle runs tiny students only; this one is a "
+                              f"{(spirit.metadata.get('student') or {}).get('kind')} student. Fix: bottle it as "
+                              "onnx (onnxruntime-web loads the same .onnx), gguf or hf.")
     out = Path(out)
     modules = npm_modules()  # first: a missing npm is reported before the export's work
     out.mkdir(parents=True, exist_ok=True)

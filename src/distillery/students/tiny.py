@@ -2,15 +2,22 @@
 
 A standard transformers architecture (RMSNorm, RoPE, SwiGLU, grouped-query attention) is
 what makes the Spirit portable: the same weights load in transformers, export to ONNX and
-GGUF, and serve anywhere a Llama does.
+GGUF, and serve anywhere a Llama does. Its tokenizer is a BPE trained on the hearts by the
+tokenizer stage (tokenizer.py).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
+
+from distillery import tokenizer as bpe
+from distillery.students.base import Built
+from distillery.students.prompt_format import tiny_format
+from distillery.tasks.tool_calling.prompt import END, PAD, TOOLS
 
 
 def model_config(student: Any, vocab_size: int, special_ids: dict[str, int]) -> dict:
@@ -45,6 +52,20 @@ def build_model(config: dict, seed: int = 0) -> LlamaForCausalLM:
     return model
 
 
-def count_params(model: torch.nn.Module) -> int:
-    """Unique parameters (tied embeddings counted once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+class TinyStudent:
+    kind = "tiny"
+    needs_tokenizer_stage = True  # its BPE is trained on the hearts
+
+    def build(self, recipe, run_dir: Path) -> Built:
+        tok = bpe.load_tokenizer((Path(run_dir) / "tokenizer.json").read_text())
+        ids = {"bos": tok.token_to_id(TOOLS), "eos": tok.token_to_id(END), "pad": tok.token_to_id(PAD)}
+        config = model_config(recipe.student, tok.get_vocab_size(), ids)
+        model = build_model(config, seed=recipe.seed)
+        return Built(model=model, tokenizer=tok, format=tiny_format(tok, recipe.student.max_seq_len),
+                     model_config=config, identity={"kind": "tiny"})
+
+    def export(self, model):
+        return model
+
+    def load(self, metadata: dict):
+        return build_model(metadata["model_config"])

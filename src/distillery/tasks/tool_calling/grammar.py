@@ -107,12 +107,14 @@ def calls_schema(tools: list[Tool], *, allow_none: bool = True, allow_parallel: 
 class CallGrammar:
     """Compiles per-request grammars for one student tokenizer (built once: about 50 ms)."""
 
-    def __init__(self, tokenizer: Tokenizer):
+    def __init__(self, tokenizer: Tokenizer, fmt=None):
+        """`fmt` (a PromptFormat) gives the end-of-answer token and the JSON spacing; without it,
+        a tiny student's (`<|end|>`, compact)."""
         hf = PreTrainedTokenizerFast(tokenizer_object=tokenizer)
         self.vocab_size = tokenizer.get_vocab_size()
-        self.end_id = tokenizer.token_to_id(END)
+        self.end_id = tokenizer.token_to_id(END) if fmt is None else fmt.end_id
         self.ll_tokenizer = llguidance.hf.from_tokenizer(hf, n_vocab=self.vocab_size, eos_token=self.end_id)
-        self.style = _COMPACT
+        self.style = _COMPACT if fmt is None or fmt.json_style == "compact" else SPACED
 
     @classmethod
     def from_hf(cls, hf_tokenizer: PreTrainedTokenizerFast, end_id: int, *, style: dict = SPACED) -> CallGrammar:
@@ -147,4 +149,6 @@ class CallMatcher:
         # Bit j of byte i allows token 8*i + j (the mask is little-endian 32-bit words).
         bits = np.unpackbits(np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
         allowed = torch.from_numpy(bits[: logits.shape[-1]].astype(bool))
+        if allowed.shape[0] < logits.shape[-1]:  # ids past the tokenizer's (padded embedding rows): never
+            allowed = torch.cat([allowed, allowed.new_zeros(logits.shape[-1] - allowed.shape[0])])
         return logits.masked_fill(~allowed, float("-inf"))

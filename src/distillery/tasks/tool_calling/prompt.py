@@ -55,12 +55,17 @@ def _ordered_arguments(arguments: dict[str, Any], tool: Tool | None) -> dict[str
     return dict(sorted(arguments.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
-def render_completion(calls: list[dict], tools_by_name: dict[str, Tool]) -> str:
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def render_completion(calls: list[dict], tools_by_name: dict[str, Tool], dumps=_compact, end: str = END) -> str:
+    """The calls as the student writes them (`dumps` sets the JSON spacing), then the end token."""
     body = [
         {"name": c["name"], "arguments": _ordered_arguments(c.get("arguments", {}), tools_by_name.get(c["name"]))}
         for c in calls
     ]
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")) + END
+    return dumps(body) + end
 
 
 def parse_completion(text: str) -> list[dict] | None:

@@ -1,0 +1,119 @@
+"""PromptFormat: how a request becomes prompt ids for one student, and how its answer is written.
+
+Decoding, the Tasting, bottles and serve read only this, never a model attribute: a student
+trained from scratch and a fine-tuned chat model differ here and nowhere else downstream.
+
+- `tiny` students: `<|tools|>signatures<|user|>utterance<|call|>` with their own special
+  tokens, whitespace tokens left out of the prompt (tokenizer.py says why), compact JSON.
+- pretrained students: the base's own chat template, rendered once into a `frame` with a
+  system slot (an instruction and the offered tools) and a user slot; JSON spaced the way
+  `json.dumps` writes it, which is what chat models saw; the answer ends with the
+  template's end-of-turn token.
+
+The format is plain data (JSON in the Spirit's `prompt_format` metadata), so a bottle, the
+web page or another language can rebuild a prompt without distillery's code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from distillery.tasks.tool_calling.prompt import CALL, END, PAD, TOOLS, USER, render_tool
+from distillery.tasks.tool_calling.schema import Tool
+
+SYSTEM_SLOT, USER_SLOT = "\x00system\x00", "\x00user\x00"
+# The instruction a pretrained student reads before the offered tools. Short: every prompt token
+# costs training time on a CPU, and the fine-tune, not the instruction, teaches the format.
+INSTRUCTION = ("You call functions. Answer with a JSON list of calls "
+               '[{"name": ..., "arguments": {...}}], or [] when no function fits the request.')
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    template: str  # "special": tiny's special-token sections; "chat": the base's chat template
+    tools: str  # "signatures": compact `name(a,b?:int)`; "json": OpenAI function JSON with descriptions
+    end_id: int  # the token that ends an answer
+    pad_id: int
+    context: int  # usable context length in tokens (prompt + answer)
+    json_style: str = "compact"  # "compact" (no spaces) or "spaced" (json.dumps' ", " and ": ")
+    skip_ids: tuple[int, ...] = ()  # token ids left out of a prompt
+    frame: str = ""  # chat only: the rendered template with SYSTEM_SLOT and USER_SLOT
+    instruction: str = ""  # chat only: the system text before the tools
+    end_text: str = END  # the end token's text, written after the calls in a training completion
+    boundary_text: str = USER  # the prompt's text up to here depends only on the offered tools
+    special_tokens: tuple[str, ...] = field(default=())  # control tokens of the vocabulary (gguf bottles)
+
+    # -- text ------------------------------------------------------------------------------
+    def render_tools(self, tools: list[Tool]) -> str:
+        if self.tools == "json":
+            return "\n".join(json.dumps(t.to_openai()["function"], ensure_ascii=False) for t in tools)
+        return "\n".join(render_tool(t) for t in tools)
+
+    def prompt_text(self, utterance: str, tools: list[Tool]) -> str:
+        if self.template == "special":
+            return f"{TOOLS}{self.render_tools(tools)}{USER}{utterance.strip()}{CALL}"
+        system = f"{self.instruction}\n{self.render_tools(tools)}" if tools else self.instruction
+        return self.frame.replace(SYSTEM_SLOT, system).replace(USER_SLOT, utterance.strip())
+
+    def dumps(self, value: Any) -> str:
+        separators = (",", ":") if self.json_style == "compact" else (", ", ": ")
+        return json.dumps(value, ensure_ascii=False, separators=separators)
+
+    @property
+    def call_prefix(self) -> str:
+        """How every answer that makes a call begins: `[{"name":"` (compact) or `[{"name": "`."""
+        return self.dumps([{"name": ""}])[:-3]
+
+    # -- ids ---------------------------------------------------------------------------------
+    def prompt_ids(self, tokenizer, utterance: str, tools: list[Tool]) -> list[int]:
+        ids = tokenizer.encode(self.prompt_text(utterance, tools), add_special_tokens=False).ids
+        skip = frozenset(self.skip_ids)
+        return [i for i in ids if i not in skip] if skip else ids
+
+    def boundary_id(self, tokenizer) -> int | None:
+        """The token that closes the part of every prompt that only the offered tools decide
+        (serve caches the KV of everything up to it)."""
+        return tokenizer.token_to_id(self.boundary_text)
+
+    # -- storage -----------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PromptFormat:
+        data = dict(data)
+        for key in ("skip_ids", "special_tokens"):
+            data[key] = tuple(data.get(key, ()))
+        return cls(**data)
+
+
+def tiny_format(tokenizer, context: int) -> PromptFormat:
+    """The format of a `tiny` student (and of every Spirit written before formats were stored)."""
+    from distillery.tokenizer import whitespace_ids
+    from distillery.tasks.tool_calling.prompt import SPECIAL_TOKENS
+
+    return PromptFormat(template="special", tools="signatures", end_id=tokenizer.token_to_id(END),
+                        pad_id=tokenizer.token_to_id(PAD), context=context, json_style="compact",
+                        skip_ids=tuple(sorted(whitespace_ids(tokenizer))), end_text=END, boundary_text=USER,
+                        special_tokens=tuple(SPECIAL_TOKENS))
+
+
+def chat_frame(hf_tokenizer) -> tuple[str, str]:
+    """(frame, end-of-turn text): the chat template rendered once around two slots.
+
+    The answer ends where the template ends an assistant turn; that text is what follows the
+    assistant's content when the template renders one.
+    """
+    messages = [{"role": "system", "content": SYSTEM_SLOT}, {"role": "user", "content": USER_SLOT}]
+    frame = hf_tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    marker = "\x00answer\x00"
+    turn = hf_tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": marker}], tokenize=False)
+    after = turn.split(marker, 1)[1]
+    end_text = next((tok for tok in hf_tokenizer.all_special_tokens if after.startswith(tok)), None)
+    if end_text is None:
+        end_text = hf_tokenizer.eos_token
+    if SYSTEM_SLOT not in frame or USER_SLOT not in frame:
+        raise ValueError("the chat template drops the system or the user message")
+    return frame, end_text
