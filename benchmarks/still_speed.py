@@ -86,11 +86,12 @@ def main() -> None:
             if kind not in kinds:
                 continue
             key = (kind, json.dumps(lora))
-            if key not in built_by_kind:
+            first = key not in built_by_kind
+            if first:
                 r = variant(recipe, kind, lora)
                 built_by_kind[key] = (student_for(kind).build(r, run.dir), r)
             built, r = built_by_kind[key]
-            model = copy.deepcopy(built.model)  # each setup trains its own copy
+            model = built.model if first else copy.deepcopy(built.model)  # each setup trains its own copy
             model.set_attn_implementation(attention)
             model.train()
             params = [p for _, p in trainable(model)]

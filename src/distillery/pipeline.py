@@ -48,6 +48,8 @@ from distillery.teachers.replay import ReplayTeacher
 STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit", "bottles")
 
 
+HEADS_FOR_LOSS = 64  # heads whose loss the Still measures after every epoch
+
 # Still fields that change how fast it trains, not what it trains: a different thread count
 # must not retrain a finished Still.
 _SPEED_ONLY = frozenset({"threads"})
@@ -197,7 +199,10 @@ class Run:
             if len(pairs) < len(hearts):
                 self.console.print(f"[yellow]Still: {len(hearts) - len(pairs)} hearts longer than the student's "
                                    f"context ({fmt.context} tokens) are left out[/yellow]")
-            heads = training_pairs(fmt, tok, read_jsonl(self.dir / "cuts" / "heads.jsonl"), self.tools_by_name)
+            # The held-out loss is a gauge of memorization, measured every epoch: a fixed sample of
+            # the heads is enough, and keeps its cost to a few seconds of a tiny student's Still.
+            heads = training_pairs(fmt, tok, read_jsonl(self.dir / "cuts" / "heads.jsonl")[:HEADS_FOR_LOSS],
+                                   self.tools_by_name)
             n_tokens = sum(len(p) + len(c) for p, c in pairs)
             n_train = sum(p.numel() for p in {id(p): p for p in built.model.parameters() if p.requires_grad}.values())
             self.console.print(f"[bold]Still[/bold]: {r.student.kind} student, {count_params(built.model) / 1e6:.2f}M "
