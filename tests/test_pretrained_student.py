@@ -97,10 +97,20 @@ def test_a_missing_bundled_base_says_how_to_install_it(monkeypatch):
         sources.resolve_base("smollm2-135m")
 
 
-def test_an_unreachable_hub_id_is_a_clear_error(monkeypatch):
+def test_an_unreachable_hub_id_is_a_clear_error_in_seconds(monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
     from distillery.students.pretrained import load_base
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: unreachable
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    start = time.monotonic()
+    with pytest.raises(StudentError, match="hub .* cannot be reached"):
+        load_base("distillery-tests/no-such-model")
+    assert time.monotonic() - start < 10
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # offline and not cached: the same clear error
     with pytest.raises(StudentError, match="could not be fetched from the Hugging Face hub"):
         load_base("distillery-tests/no-such-model")
 

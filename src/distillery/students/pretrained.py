@@ -36,6 +36,22 @@ def _sha256(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def _hub_reachable(base: str) -> None:
+    """Fail in seconds, not after transformers' minute of retries, when the hub cannot be reached
+    (a model already in the local cache still loads with HF_HUB_OFFLINE=1)."""
+    import httpx
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    try:
+        httpx.head(constants.ENDPOINT, timeout=5)
+    except httpx.HTTPError as exc:
+        raise StudentError(f"student.base: {base!r} is a hub id, and the Hugging Face hub ({constants.ENDPOINT}) "
+                           f"cannot be reached ({type(exc).__name__}). Fix: on a machine without the hub, give a local "
+                           f"folder or .gguf file, or `{BUNDLED}`.") from None
+
+
 def load_base(base: str, base_dir: Path | None = None):
     """(model in float32, HF tokenizer, identity) for `student.base`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -57,6 +73,7 @@ def load_base(base: str, base_dir: Path | None = None):
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
             weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
         else:
+            _hub_reachable(base)
             try:
                 tokenizer = AutoTokenizer.from_pretrained(base)
                 model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
