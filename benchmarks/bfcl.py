@@ -49,16 +49,17 @@ from distillery.tasks.tool_calling.catalog import parse_tools
 console = Console(stderr=True)
 
 
-def student_section(kind: str) -> dict:
+def student_section(kind: str, prompt: str = "signatures") -> dict:
     """The only part of the Recipe that differs between `--student` kinds."""
     if kind == "tiny":  # the Needle's student, long enough for a request offering four BFCL function docs
         return {"kind": "tiny", "d_model": 256, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2,
                 "d_ff": 768, "max_seq_len": 768, "vocab_size": 4096}
-    return {"kind": kind, "base": "smollm2-135m", "max_seq_len": 1024}
+    return {"kind": kind, "base": "smollm2-135m", "prompt": prompt, "max_seq_len": 1024}
 
 
 def student_recipe(category: str, per_function: int, epochs: int, n_tools: int, category_shape: dict,
-                   no_call_ratio: float, threads: int | None = None, kind: str = "tiny") -> dict:
+                   no_call_ratio: float, threads: int | None = None, kind: str = "tiny",
+                   prompt: str = "signatures") -> dict:
     """The Recipe: the function docs as the catalog, the offline teacher, `kind` of student."""
     still = {"epochs": epochs, "batch_size": 8, "threads": threads}
     if kind == "tiny":
@@ -69,7 +70,7 @@ def student_recipe(category: str, per_function: int, epochs: int, n_tools: int, 
         "teacher": {"provider": "offline"},
         "mash": {"total_examples": max(10, per_function * n_tools), "no_call_ratio": no_call_ratio,
                  **category_shape},
-        "student": student_section(kind),
+        "student": student_section(kind, prompt),
         "cuts": {"hearts": 0.95, "heads": 0.05},
         "still": still,
         # Abstaining (no call when the student wants a known tool that is not offered) only where
@@ -86,7 +87,8 @@ def distill(args, questions: list[dict], work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     (work / "tools.json").write_text(json.dumps(docs, indent=1, ensure_ascii=False))
     data = student_recipe(args.category, args.per_function, args.epochs, len(docs),
-                          shape(questions, args.category), args.no_call_ratio, args.threads, args.student)
+                          shape(questions, args.category), args.no_call_ratio, args.threads, args.student,
+                          args.prompt)
     recipe = recipe_from_dict(data, base_dir=work)
     console.print(f"[bold]Recipe[/bold]: {len(docs)} tools, {recipe.mash.total_examples} examples, "
                   f"{args.epochs} epochs, tools per request {data['mash']['tools_per_call']}")
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student", choices=("tiny", "lora", "full"), default="tiny", help=(
         "The Recipe's student kind, the only difference between runs (default tiny). Its row in the JSON is "
         "`student` for tiny, else the kind; the other rows already in --json are kept."))
+    parser.add_argument("--prompt", choices=("signatures", "json"), default="signatures",
+                        help="lora/full: how the offered tools are written in the chat template (student.prompt).")
     parser.add_argument("--skip-smollm2", action="store_true",
                         help="Measure the student alone (SmolLM2's rows already in --json are kept).")
     parser.add_argument("--json", type=Path, required=True, help="Where the JSON report goes.")
