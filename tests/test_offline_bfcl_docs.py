@@ -125,7 +125,7 @@ def test_like_numbers_are_often_given_in_order_without_their_names():
     in_order = [(text, args) for text, args in found if "num" not in text.lower()]
     assert 0.3 * len(found) < len(in_order) < 0.7 * len(found)
     for text, args in in_order:
-        said = numbers(text)
+        said = numbers(text.replace("one:", ":"))  # "quick one:" is a frame, not the number 1
         assert said.index(args["num1"]) < said.index(args["num2"]), text  # in the parameters' order
 
 

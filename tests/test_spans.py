@@ -127,3 +127,14 @@ def test_numbers_as_people_write_them():
     assert numbers("the list [200,300,400]") == [200, 200300400, 300, 400]
     assert numbers("rs6034464 and C4 are names, not numbers") == []
     assert is_copied(0.05, "a 5% rate") is True and is_copied(12000, "12,000 miles") is True
+
+
+def test_numbers_written_as_words_or_with_a_scale_word_are_read():
+    assert numbers("two tickets for the top Ten, 50 million USD, 1.5 billion") == [2, 10, 50, 50000000, 1.5, 1500000000]
+    # Inside another word or a compound they are not numbers: "someone", "twenty-five".
+    assert numbers("someone said twenty-five, oftentimes") == []
+
+
+def test_a_count_said_as_a_word_is_still_copied():
+    assert is_copied(2, "book two tickets") is True
+    assert is_copied(3, "book two tickets") is False

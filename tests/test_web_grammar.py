@@ -81,8 +81,8 @@ def page_numbers(utterance: str, tmp_path) -> list[str]:
 def test_page_reads_the_numbers_python_reads(tmp_path):
     if shutil.which("node") is None:
         pytest.skip("needs node")
-    said = "a $2,000,000 loan at 8% over 12:30, 70kg, -4 and 1.5, v2 [200,300]"
+    said = "a $2,000,000 loan at 8% over 12:30, 70kg, -4 and 1.5, v2 [200,300], two of 3.5 million, someone"
     python = calls_schema([Tool("f", "", (Param("x", "number", required=True),))], utterance=said,
                           copied=frozenset({"f.x"}))["$defs"]["number"]["enum"]
     assert page_numbers(said, tmp_path) == [json.dumps(n) for n in python]
-    assert python == [2, 2000000, 0, 8, 0.08, 12, 30, 70, -4, 1.5, 200, 200300, 300]
+    assert python == [2, 2000000, 0, 8, 0.08, 12, 30, 70, -4, 1.5, 200, 200300, 300, 3.5, 3500000]

@@ -200,10 +200,10 @@ class OfflineTeacher:
         values: dict[str, Value] = {}
         for param in sorted(present, key=lambda p: stage[p.name]):
             kind = kinds[param.name]
-            used = {v.surface for v in values.values() if v.kind not in ("enum", "boolean")}
-            for _ in range(6):  # redraw so "from USD to USD" or two equal names do not happen
+            used = {str(v.target) for v in values.values() if v.kind not in ("enum", "boolean")}
+            for _ in range(6):  # redraw so "from USD to USD", two equal names or "7 and seven" do not happen
                 value = self._draw(tool, param, kind, values, drawn + tool_context, rng)
-                if kind in ("enum", "boolean") or value.surface not in used:
+                if kind in ("enum", "boolean") or str(value.target) not in used:
                     break
             if kind == "enum":
                 drawn.append(str(value.target).replace("_", " "))

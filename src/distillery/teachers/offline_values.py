@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distillery.tasks.tool_calling.schema import Param, Tool
+from distillery.tasks.tool_calling.spans import NUMBER_WORDS
 from distillery.teachers import entities
 from distillery.teachers import phrasing as P
 
@@ -307,9 +308,22 @@ def _any_number(whole: bool, rng: random.Random) -> int | float:
     return number
 
 
+# Small whole numbers people often write as words; the decoder reads them back (spans.py).
+WORD_RATE = 0.2
+_WORDY = frozenset({"count", "number", "duration", "distance", "measure"})
+_SAID_AS_WORD = {n: word for word, n in NUMBER_WORDS.items() if 0 < n <= 12 or n in (20, 30, 50, 100)}
+
+
 def _written(number: int | float, kind: str, unit: str, rng: random.Random) -> str:
     """A number as people write it: "12,000" as often as "12000", money without a unit as "$5,000"."""
     text = format_number(number)
+    if kind in _WORDY and isinstance(number, int) and number in _SAID_AS_WORD and rng.random() < WORD_RATE:
+        return _SAID_AS_WORD[number]  # "two tickets", "the top ten", "for five minutes"
+    if kind in ("number", "money") and isinstance(number, int) and number >= 1_000_000 \
+            and number % 100_000 == 0 and rng.random() < 0.4:
+        scale, name = (1_000_000_000, "billion") if number >= 1_000_000_000 else (1_000_000, "million")
+        text = f"{format_number(number / scale)} {name}"  # "50 million", "1.5 billion"
+        return "$" + text if kind == "money" and not unit and rng.random() < 0.6 else text
     if kind not in ("number", "money") or (kind == "money" and unit):
         return text
     looks_like_year = isinstance(number, int) and 1900 <= number <= 2100

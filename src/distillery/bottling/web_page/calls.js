@@ -251,6 +251,15 @@ const SPAN_START = new RegExp(`(?<!${W})${W}|(?:(?<=\\s)|^)[^\\p{L}\\p{N}_\\s]`,
 const SPAN_END = new RegExp(`${W}(?!${W})|[^\\p{L}\\p{N}_\\s](?!${W})`, "gu");
 const NUMBER = /(?<![\p{L}\p{N}_.])-?[0-9]+(?:\.[0-9]+)?(?![0-9])/gu;
 const THOUSANDS = /(?<![\p{L}\p{N}_.,])-?[0-9]{1,3}(?:,[0-9]{3})+(?![0-9]|[,.][0-9])/gu;
+// spans.py NUMBER_WORDS and SCALES: "two tickets", "the top ten", "50 million".
+const NUMBER_WORDS = Object.fromEntries([
+  ..."zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+    .split(" ").map((w, i) => [w, i]),
+  ["thirty", 30], ["forty", 40], ["fifty", 50], ["sixty", 60], ["seventy", 70], ["eighty", 80], ["ninety", 90], ["hundred", 100],
+]);
+const SCALES = { thousand: 1e3, million: 1e6, billion: 1e9 };
+const WORD_NUMBER = new RegExp(`(?<![\\p{L}\\p{N}_-])(?:${Object.keys(NUMBER_WORDS).join("|")})(?![\\p{L}\\p{N}_-])`, "giu");
+const SCALED = new RegExp(`(?<![\\p{L}\\p{N}_.])([0-9]+(?:\\.[0-9]+)?) (${Object.keys(SCALES).join("|")})(?![\\p{L}\\p{N}_])`, "giu");
 const MAX_SPAN_CHARS = 200;
 
 export function spans(text) {
@@ -275,7 +284,8 @@ function namedMembers(encoded, text) {
 }
 
 // Each number as Python's json.dumps writes it (a float keeps its ".0"); equal values once, in
-// order of appearance. As in spans.py, "12,000" is also 12000 and "5%" also 0.05.
+// order of appearance. As in spans.py, "12,000" is also 12000, "5%" also 0.05, "ten" 10 and
+// "1.5 million" also 1500000.
 export function numbers(text) {
   const found = [];
   for (const m of text.matchAll(NUMBER)) {
@@ -286,6 +296,10 @@ export function numbers(text) {
     }
   }
   for (const m of text.matchAll(THOUSANDS)) found.push({ at: m.index, value: Number(m[0].replaceAll(",", "")), isFloat: false });
+  for (const m of text.matchAll(WORD_NUMBER)) found.push({ at: m.index, value: NUMBER_WORDS[m[0].toLowerCase()], isFloat: false });
+  for (const m of text.matchAll(SCALED)) {
+    found.push({ at: m.index, value: Math.round(Number(m[1]) * SCALES[m[2].toLowerCase()]), isFloat: false });
+  }
   found.sort((a, b) => a.at - b.at);  // stable: readings of one number keep their order
   const seen = new Map();
   for (const { value, isFloat } of found) {

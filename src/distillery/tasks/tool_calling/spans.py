@@ -32,6 +32,16 @@ _END = re.compile(r"\w(?!\w)|[^\w\s](?!\w)")
 # rates take as 0.05) are read a second way too: both readings are offered, the student picks.
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\d)")
 _THOUSANDS = re.compile(r"(?<![\w.,])-?\d{1,3}(?:,\d{3})+(?![\d]|[,.]\d)")
+# People write small counts as words ("two tickets", "the top ten") and big amounts with a
+# scale word ("50 million"): those are read as numbers too.
+NUMBER_WORDS = {word: n for n, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+NUMBER_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                     "ninety": 90, "hundred": 100})
+SCALES = {"thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+_WORD = re.compile(rf"(?<![\w-])(?:{'|'.join(NUMBER_WORDS)})(?![\w-])", re.IGNORECASE)
+_SCALED = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?) ({'|'.join(SCALES)})(?!\w)", re.IGNORECASE)
 
 MAX_SPAN_CHARS = 200  # longer spans are not offered: keeps grammars small on long requests
 
@@ -45,8 +55,8 @@ def spans(utterance: str) -> list[str]:
 
 
 def numbers(utterance: str) -> list[int | float]:
-    """The numbers written in digits in the request, in order of appearance: "12,000" is 12, 0
-    and 12000; "5%" is 5 and 0.05."""
+    """The numbers written in the request, in order of appearance: "12,000" is 12, 0 and 12000;
+    "5%" is 5 and 0.05; "ten" is 10; "1.5 million" is 1.5 and 1500000."""
     found: list[tuple[int, int | float]] = []
     for m in _NUMBER.finditer(utterance):
         text = m.group()
@@ -55,6 +65,10 @@ def numbers(utterance: str) -> list[int | float]:
             found.append((m.start(), float(f"{float(text) / 100:.10g}")))
     for m in _THOUSANDS.finditer(utterance):
         found.append((m.start(), int(m.group().replace(",", ""))))
+    for m in _WORD.finditer(utterance):
+        found.append((m.start(), NUMBER_WORDS[m.group().lower()]))
+    for m in _SCALED.finditer(utterance):
+        found.append((m.start(), int(round(float(m.group(1)) * SCALES[m.group(2).lower()]))))
     out: dict[int | float, None] = {}
     for _, value in sorted(found, key=lambda pair: pair[0]):
         out[value] = None
