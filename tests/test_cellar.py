@@ -112,6 +112,20 @@ def test_the_gate_refuses_a_weaker_spirit_and_rollback_returns_to_the_previous_t
         cellar.set_alias("prod", "strong", min_proof=80)
 
 
+def test_a_gate_can_name_any_metric_of_the_notes(cellar, tokenizer, tmp_path):
+    cellar.add(make_spirit(tmp_path / "a.spirit", tokenizer, proof=0.9, exact=0.5), "names-only")
+    cellar.add(make_spirit(tmp_path / "b.spirit", tokenizer, proof=0.8, exact=0.7, seed=1), "exact")
+    with pytest.raises(CellarError, match="exact_call_accuracy 0.5, under the gate"):
+        cellar.set_alias("prod", "names-only", gates={"exact_call_accuracy": 0.6})
+    assert "prod" not in cellar.aliases()
+    record = cellar.set_alias("prod", "exact", gates={"exact_call_accuracy": 0.6})
+    assert record["gates"] == {"exact_call_accuracy": 0.6} and record["min_proof"] is None
+    record = cellar.set_alias("prod", "exact", min_proof=0.75)  # gates add up and stay
+    assert record["gates"] == {"exact_call_accuracy": 0.6, "proof": 0.75}
+    with pytest.raises(CellarError, match="no 'latency' in its tasting notes.*exact_call_accuracy"):
+        cellar.set_alias("prod", "exact", gates={"latency": 1.0})
+
+
 def test_an_alias_target_cannot_be_removed_and_a_removed_name_leaves_the_history(cellar, tokenizer, tmp_path):
     cellar.add(make_spirit(tmp_path / "a.spirit", tokenizer, proof=0.8), "one")
     cellar.add(make_spirit(tmp_path / "b.spirit", tokenizer, proof=0.8, seed=1), "two")
@@ -173,6 +187,10 @@ def test_cli_lists_shows_diffs_and_refuses_bad_input_with_exit_2(tokenizer, tmp_
     assert runner.invoke(app, ["cellar", "alias", "set", "prod", "timer-v1", "--min-proof", "0.8"]).exit_code == 0
     refused = runner.invoke(app, ["cellar", "alias", "set", "prod", "candidate"])
     assert refused.exit_code == 2 and "under the gate" in refused.output and "Traceback" not in refused.output
+    gated = runner.invoke(app, ["cellar", "alias", "set", "prod", "timer-v1", "--min", "exact_call_accuracy=0.3"])
+    assert gated.exit_code == 0 and "exact_call_accuracy >= 0.3" in gated.output and "proof >= 0.8" in gated.output
+    bad = runner.invoke(app, ["cellar", "alias", "set", "prod", "timer-v1", "--min", "exact_call_accuracy"])
+    assert bad.exit_code == 2 and "METRIC=VALUE" in bad.output
     shown = runner.invoke(app, ["cellar", "show", "prod"])
     assert shown.exit_code == 0 and "81°" in shown.output and "exact_call_accuracy" in shown.output
     diff = runner.invoke(app, ["cellar", "diff", "timer-v1", "candidate", "--json"])

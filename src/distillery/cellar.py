@@ -286,10 +286,13 @@ class Cellar:
             self._drop_unused_file(entry, entries)
             return entry
 
-    def set_alias(self, alias: str, name: str, min_proof: float | None = None) -> dict:
-        """Point `alias` at Spirit `name`, if its proof passes the alias's gate.
+    def set_alias(self, alias: str, name: str, min_proof: float | None = None,
+                  gates: dict[str, float] | None = None) -> dict:
+        """Point `alias` at Spirit `name`, if its tasting passes every gate of the alias.
 
-        `min_proof` sets the gate (kept for later promotions); without it the alias's own gate applies.
+        A gate is a metric of the tasting notes and its lowest accepted value: `min_proof` is the
+        gate on `proof`, `gates` any others (`{"exact_call_accuracy": 0.9}`). Given gates are
+        added to the alias's own, kept for later promotions; without them its own gates apply.
         """
         check_name(alias, "alias")
         if min_proof is not None and not 0.0 <= min_proof <= 1.0:
@@ -300,16 +303,29 @@ class Cellar:
                 raise CellarError(f"{alias!r} is the name of a Spirit, so it cannot be an alias. "
                                   "Fix: choose another alias name (e.g. prod, staging).")
             entry = self.entry(name)
-            old = aliases.get(alias)
-            gate = min_proof if min_proof is not None else (old or {}).get("min_proof")
-            if gate is not None and (entry.get("proof") is None or entry["proof"] < gate):
-                raise CellarError(f"{name!r} has proof {_degrees(entry.get('proof'))}, under the gate of alias "
-                                  f"{alias!r} ({_degrees(gate)}); the alias is unchanged. Fix: promote a Spirit "
-                                  "that tastes better, or lower the gate with --min-proof.")
-            history = list((old or {}).get("history", []))
-            if old is not None and old["target"] != name:
+            old = aliases.get(alias) or {}
+            wanted = dict(old.get("gates") or {})
+            if old.get("min_proof") is not None:  # aliases written before `gates` existed
+                wanted.setdefault("proof", old["min_proof"])
+            wanted.update(gates or {})
+            if min_proof is not None:
+                wanted["proof"] = min_proof
+            for metric, floor in wanted.items():
+                value = _metric(entry, metric)
+                if value is None:
+                    known = ", ".join(["proof", *sorted((entry.get("tasting") or {}).get("metrics") or {})])
+                    raise CellarError(f"{name!r} has no {metric!r} in its tasting notes, which the gate of alias "
+                                      f"{alias!r} needs; the alias is unchanged. Fix: gate on one of: {known}.")
+                if value < floor:
+                    shown = (_degrees(value), _degrees(floor)) if metric == "proof" else (f"{value:.4g}", f"{floor:g}")
+                    raise CellarError(f"{name!r} has {metric} {shown[0]}, under the gate of alias {alias!r} "
+                                      f"({metric} >= {shown[1]}); the alias is unchanged. Fix: promote a Spirit "
+                                      "that tastes better, or lower the gate with --min.")
+            history = list(old.get("history", []))
+            if old and old["target"] != name:
                 history = (history + [old["target"]])[-HISTORY:]
-            record = {"target": name, "min_proof": gate, "history": history, "updated": _now()}
+            record = {"target": name, "min_proof": wanted.get("proof"), "gates": wanted, "history": history,
+                      "updated": _now()}
             aliases[alias] = record
             self._write(self.aliases_path, "aliases", aliases)
             return record
@@ -337,6 +353,13 @@ class Cellar:
             record = aliases.pop(alias)
             self._write(self.aliases_path, "aliases", aliases)
             return record
+
+
+def _metric(entry: dict, metric: str) -> float | None:
+    """A headline number of a Spirit's tasting: its proof, or one of its metrics."""
+    tasting = entry.get("tasting") or {}
+    value = entry.get("proof") if metric == "proof" else (tasting.get("metrics") or {}).get(metric, tasting.get(metric))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _degrees(proof: float | None) -> str:

@@ -18,7 +18,7 @@ from distillery.errors import DistilleryError
 cellar_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
                          help="The Cellar of Spirits (DISTILLERY_CELLAR, default ~/.distillery/cellar) and its aliases.")
 alias_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
-                        help="Aliases (e.g. prod) that serve whichever Spirit they point at; gated by proof.")
+                        help="Aliases (e.g. prod) that serve whichever Spirit they point at; gated by proof or any metric.")
 cellar_app.add_typer(alias_app, name="alias")
 # Piped output is not cut to 80 columns: a table row stays one line for grep and friends.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -175,10 +175,11 @@ def aliases(ctx: typer.Context, as_json: bool = JsonOpt):
         typer.echo(json.dumps(records, indent=2))
         return
     table = Table()
-    for column in ("alias", "target", "min proof", "previous", "updated"):
+    for column in ("alias", "target", "gates", "previous", "updated"):
         table.add_column(column)
     for alias, rec in sorted(records.items()):
-        table.add_row(alias, rec["target"], _proof(rec.get("min_proof")) if rec.get("min_proof") is not None else "-",
+        gates = rec.get("gates") or ({"proof": rec["min_proof"]} if rec.get("min_proof") is not None else {})
+        table.add_row(alias, rec["target"], ", ".join(f"{m} >= {v:g}" for m, v in gates.items()) or "-",
                       " < ".join(reversed(rec["history"])) or "-", rec["updated"][:16].replace("T", " "))
     out.print(table)
 
@@ -188,12 +189,29 @@ def aliases(ctx: typer.Context, as_json: bool = JsonOpt):
 def alias_set(alias: str = typer.Argument(..., help="The alias, e.g. prod.", show_default=False),
               name: str = typer.Argument(..., help="The Spirit it should point at.", show_default=False),
               min_proof: float = typer.Option(None, "--min-proof",
-                                              help="The gate: refuse a Spirit whose proof is lower (0-1). "
-                                                   "Kept on the alias for later promotions.")):
-    """Point ALIAS at Spirit NAME, if NAME's proof passes the alias's gate."""
-    rec = _cellar().set_alias(alias, name, min_proof)
-    gate = f" (gate {_proof(rec['min_proof'])})" if rec.get("min_proof") is not None else ""
-    typer.echo(f"{alias} -> {rec['target']}{gate}")
+                                              help="The gate on the proof: refuse a Spirit whose proof is lower "
+                                                   "(0-1). Kept on the alias for later promotions."),
+              minimum: list[str] = typer.Option(None, "--min", help=(
+                  "A gate on any metric of the tasting notes, METRIC=VALUE (e.g. exact_call_accuracy=0.9); "
+                  "repeat for several. Kept on the alias for later promotions."))):
+    """Point ALIAS at Spirit NAME, if NAME's tasting passes the alias's gates."""
+    rec = _cellar().set_alias(alias, name, min_proof, _gates(minimum or []))
+    shown = ", ".join(f"{m} >= {v:g}" for m, v in (rec.get("gates") or {}).items())
+    typer.echo(f"{alias} -> {rec['target']}" + (f" (gates: {shown})" if shown else ""))
+
+
+def _gates(specs: list[str]) -> dict[str, float]:
+    gates = {}
+    for spec in specs:
+        metric, _, value = spec.partition("=")
+        try:
+            gates[metric.strip()] = float(value)
+        except ValueError:
+            raise DistilleryError(f"--min {spec!r} is not METRIC=VALUE. Fix: e.g. `--min exact_call_accuracy=0.9`.") \
+                from None
+        if not metric.strip():
+            raise DistilleryError(f"--min {spec!r} names no metric. Fix: e.g. `--min exact_call_accuracy=0.9`.")
+    return gates
 
 
 @alias_app.command("rollback")

@@ -11,6 +11,7 @@ import statistics
 
 from distillery.predictor import ToolCaller
 from distillery.tasks.tool_calling.metrics import (
+    PROOF_METRIC,
     breakdown,
     score,
     strengths_and_weaknesses,
@@ -62,7 +63,8 @@ def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples
         if row["predicted"] is None:
             row["raw_output"] = text
     return {
-        "proof": metrics["tool_name_accuracy"],
+        "proof": metrics[PROOF_METRIC],
+        "proof_metric": PROOF_METRIC,
         "metrics": metrics,
         "n_eval": len(heads),
         "strengths": strengths,
