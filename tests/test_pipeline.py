@@ -28,7 +28,7 @@ def test_run_directory_has_every_artifact(small_run: Run):
     assert all(2 <= len(ex["tools"]) <= 4 for ex in mash)
     assert all({c["name"] for c in ex["calls"]} < set(ex["tools"]) for ex in mash)  # distractors always offered
     cut_sizes = {c: len((d / "cuts" / f"{c}.jsonl").read_text().splitlines()) for c in ("hearts", "heads", "tails")}
-    assert cut_sizes == {"hearts": 96, "heads": 12, "tails": 12}
+    assert sum(cut_sizes.values()) == 120 and cut_sizes["heads"] >= 6 and cut_sizes["tails"] >= 6  # 0.8/0.1/0.1 by hash
 
 
 @pytest.mark.slow
@@ -37,7 +37,7 @@ def test_tasting_notes_fields(small_run: Run):
     assert notes["n_eval"] == 12
     assert set(notes["metrics"]) >= {"tool_name_accuracy", "arg_key_precision", "arg_key_recall", "arg_key_f1",
                                      "exact_call_accuracy", "valid_call_rate"}
-    assert notes["proof"] == notes["metrics"]["tool_name_accuracy"]
+    assert notes["proof"] == notes["metrics"]["exact_call_accuracy"] and notes["proof_metric"] == "exact_call_accuracy"
     assert len(notes["samples"]) == 8
     assert all({"input", "gold", "predicted", "verdict"} <= set(s) for s in notes["samples"])
     assert notes["params"] > 50_000 and notes["latency_ms"]["p50"] > 0

@@ -67,7 +67,8 @@ def offer_tools(calls: list[dict], avoid: list[str], catalog: list[Tool], rng: r
 
 
 def judge(candidate: object, offered: list[str], tools_by_name: dict[str, Tool], seen: set[str]) -> str | None:
-    """Why a candidate cannot enter the Mash, or None when it is accepted."""
+    """Why a candidate cannot enter the Mash, or None when it is accepted. `seen` holds the
+    normalized and the near keys (`near_key`) of the utterances accepted so far."""
     if not isinstance(candidate, dict) or not isinstance(candidate.get("utterance"), str):
         return "bad_structure: no utterance"
     if not candidate["utterance"].strip():
@@ -77,7 +78,16 @@ def judge(candidate: object, offered: list[str], tools_by_name: dict[str, Tool],
         return reason
     if normalize_utterance(candidate["utterance"]) in seen:
         return "duplicate: utterance already in the Mash"
+    if "~" + near_key(candidate["utterance"]) in seen:
+        return "duplicate: near-identical to an utterance already in the Mash"
     return None
+
+
+def remember(seen: set[str], utterance: str) -> None:
+    """Add an accepted utterance to `seen` (see `judge`): for every teacher, offline and replay
+    included, a near-identical request ("please set a timer" after "set a timer") is a duplicate."""
+    seen.add(normalize_utterance(utterance))
+    seen.add("~" + near_key(utterance))
 
 
 def build_mash(teacher, catalog: list[Tool], mash_cfg, run_dir: Path, *, seed: int,
@@ -110,7 +120,7 @@ def build_mash(teacher, catalog: list[Tool], mash_cfg, run_dir: Path, *, seed: i
             judge(candidate, offered, tools_by_name, seen)
         stats.candidates += 1
         if reason is None:
-            seen.add(normalize_utterance(candidate["utterance"]))
+            remember(seen, candidate["utterance"])
             accepted.append({"id": f"m{index:06d}", "utterance": candidate["utterance"].strip(),
                              "tools": offered, "calls": candidate["calls"],
                              "teacher": candidate.get("teacher", {})})
@@ -207,7 +217,7 @@ class _AnswerJudge:
     def __init__(self, catalog: list[Tool], mash_cfg, seed: int):
         self.tools_by_name = {t.name: t for t in catalog}
         self.cfg, self.seed = mash_cfg, seed
-        self.stats, self.seen, self.near = MashStats(), set(), set()
+        self.stats, self.seen = MashStats(), set()
         self.accepted: list[dict] = []
         self.rejected: list[dict] = []
 
@@ -241,13 +251,10 @@ class _AnswerJudge:
             # Distractors only from the slice the teacher saw: it judged that none of the others applies.
             offered = offer_tools(targets, [], shown, random.Random(f"{self.seed}:offer:{ask.index}:{j}"), low, high)
             reason = judge(candidate, offered, self.tools_by_name, self.seen)
-            if reason is None and near_key(candidate["utterance"]) in self.near:
-                reason = "duplicate: near-identical to an utterance already in the Mash"
             if reason:
                 self._reject({**where, "example": j}, reason, candidate)
                 continue
-            self.seen.add(normalize_utterance(candidate["utterance"]))
-            self.near.add(near_key(candidate["utterance"]))
+            remember(self.seen, candidate["utterance"])
             self.accepted.append({
                 "id": f"t{ask.index:05d}.{j:02d}", "utterance": candidate["utterance"].strip(),
                 "tools": offered, "calls": candidate["calls"],
