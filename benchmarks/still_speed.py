@@ -33,7 +33,7 @@ from rich.table import Table
 
 from distillery import still
 from distillery.jsonl import read_jsonl
-from distillery.pipeline import Run, training_pairs
+from distillery.pipeline import Run
 from distillery.recipe import load_recipe
 from distillery.students import student_for
 from distillery.students.base import trainable
@@ -80,7 +80,7 @@ def main() -> None:
         run = Run(recipe, runs_root=args.runs or Path(tmp), console=console)
         run.run(until="tokenizer")
         hearts = read_jsonl(run.dir / "cuts" / "hearts.jsonl")
-        tools = run.tools_by_name
+        task = run.task
         setups, built_by_kind = {}, {}
         for name, (kind, lora, attention, fused) in SETUPS.items():
             if kind not in kinds:
@@ -95,7 +95,7 @@ def main() -> None:
             model.set_attn_implementation(attention)
             model.train()
             params = [p for _, p in trainable(model)]
-            pairs = training_pairs(built.format, built.tokenizer, hearts, tools)
+            pairs = task.training_pairs(built.format, built.tokenizer, hearts)
             order = still.make_batches(pairs, r.still.batch_size, seed=0)
             batches = [still.collate([pairs[i] for i in idx], built.format.pad_id) for idx in order]
             setups[name] = (key, model, torch.optim.AdamW(params, lr=1e-5, fused=fused), batches,

@@ -67,7 +67,7 @@ MINIMAL = """\
 
 def test_minimal_recipe_fills_every_default(tmp_path):
     recipe = load_recipe(write(tmp_path, MINIMAL))
-    assert (recipe.name, recipe.version, recipe.task, recipe.seed) == ("needle", 1, "tool_calling", 0)
+    assert (recipe.name, recipe.version, recipe.task.kind, recipe.seed) == ("needle", 1, "tool_calling", 0)
     assert recipe.tools == "tools.json"
     assert recipe.teacher.provider == "offline" and recipe.teacher.temperature == 0.9
     assert recipe.teacher.max_tokens == 4096 and recipe.teacher.budget_usd is None
@@ -236,8 +236,11 @@ def test_report_lists_every_problem_at_once(tmp_path):
         ("teacher: {model: 5}", "teacher.model: 5 is not text."),
         ("bottling: {formats: onnx}", 'bottling.formats: "onnx" is not a list. '
                                       "Fix: set e.g. `formats: [onnx, gguf]`."),
-        ("task: routing", 'task: "routing" is not supported yet; supported: tool_calling.'),
-        ("task: poetry", 'task: "poetry" is not a task; supported: tool_calling.'),
+        ("task: routing", 'task.kind: "routing" is a classification task. Fix: `task: {kind: classification'),
+        ("task: text_to_sql", 'task.kind: "text_to_sql" is not supported yet; supported: tool_calling, classification, spans.'),
+        ("task: {kind: classification, labels: {a: one}}", "task.labels: a classification task needs at least two"),
+        ("task: {kind: tool_calling, multi_label: true}", "task.multi_label: only a classification task has"),
+        ("task: poetry", 'task.kind: "poetry" is not a task; supported: tool_calling, classification, spans.'),
         ("version: 0", "version: 0 is not allowed; it must be at least 1."),
         ("seed: -1", "seed: -1 is not allowed; it must be at least 0."),
         ("colour: red", "colour: unknown key. Allowed keys here: name, version, task, seed, tools, teacher,"),

@@ -45,7 +45,7 @@ def test_needle_mash_from_any_provider_by_changing_only_the_teacher_block(tmp_pa
     for name, value in KEYS.items():
         monkeypatch.setenv(name, value)
     fake = FakeLLM(provider)
-    monkeypatch.setattr(pipeline, "make_teacher", lambda r: make_teacher(r, transport=fake.transport()))
+    monkeypatch.setattr(pipeline, "make_teacher", lambda r, **kw: make_teacher(r, transport=fake.transport(), **kw))
     recipe = load_recipe(needle_with_teacher(tmp_path, {"provider": provider}))
     run = Run(recipe, runs_root=tmp_path / "runs")
     run.run(until="mash")

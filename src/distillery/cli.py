@@ -211,9 +211,18 @@ def predict(
         raise DistilleryError(f"{artifact}: this {loaded.format} artifact runs in {RUNTIMES[loaded.format]}, not "
                               f"{runtime}. Fix: bottle the Spirit for {runtime} (`distillery bottle SPIRIT "
                               f"--format {wanted} --out DIR`) and predict with that bottle.")
+    caller = caller_for(loaded, grammar=grammar)
+    task = loaded.metadata.get("task", "tool_calling")
+    if task != "tool_calling":
+        if requests is not None or tools is not None:
+            raise DistilleryError(f"{artifact}: a {task} Spirit answers one text at a time and offers no "
+                                  "tools. Fix: `distillery predict SPIRIT \"your text\"`.")
+        prediction = caller.predict(utterance)
+        answer = {"label": prediction.label} if task == "classification" else {"spans": prediction.spans}
+        typer.echo(json.dumps(answer, ensure_ascii=False))
+        return
     catalog = load_catalog(str(tools), Path.cwd()) if tools else parse_tools(loaded.metadata["tools"],
                                                                               where=f"{artifact} (tools)")
-    caller = caller_for(loaded, grammar=grammar)
     if requests is not None:
         rows = predict_all(caller, requests, catalog)
         if output is None:

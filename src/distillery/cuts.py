@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from distillery.jsonl import write_jsonl
@@ -22,14 +23,17 @@ from distillery.mash import normalize_utterance
 CUT_NAMES = ("hearts", "heads", "tails")
 
 
-def split(examples: list[dict], hearts: float, heads: float, tails: float, seed: int) -> dict[str, list[dict]]:
-    """Examples split by the ratios, whole utterance groups at a time, each group by its own hash."""
+def split(examples: list[dict], hearts: float, heads: float, tails: float, seed: int,
+          key: Callable[[dict], str] | None = None) -> dict[str, list[dict]]:
+    """Examples split by the ratios, whole groups at a time (`key`, the task's group key; by
+    default the normalized utterance), each group by its own hash."""
+    key = key or (lambda ex: normalize_utterance(ex["utterance"]))
     groups: dict[str, list[dict]] = defaultdict(list)
     for ex in examples:
-        groups[normalize_utterance(ex["utterance"])].append(ex)
+        groups[key(ex)].append(ex)
     cuts: dict[str, list[dict]] = {name: [] for name in CUT_NAMES}
-    for key, rows in groups.items():
-        share = position(seed, key)
+    for name, rows in groups.items():
+        share = position(seed, name)
         target = "heads" if share < heads else "tails" if share < heads + tails else "hearts"
         cuts[target].extend(rows)
     return cuts
@@ -41,8 +45,9 @@ def position(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def write_cuts(examples: list[dict], cuts_cfg, run_dir: Path, seed: int) -> dict[str, int]:
-    cuts = split(examples, cuts_cfg.hearts, cuts_cfg.heads, cuts_cfg.tails, seed)
+def write_cuts(examples: list[dict], cuts_cfg, run_dir: Path, seed: int,
+               key: Callable[[dict], str] | None = None) -> dict[str, int]:
+    cuts = split(examples, cuts_cfg.hearts, cuts_cfg.heads, cuts_cfg.tails, seed, key)
     out = run_dir / "cuts"
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in cuts.items():

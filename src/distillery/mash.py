@@ -42,6 +42,7 @@ class MashStats:
     replayed: int = 0  # teacher answers taken from the journal
     cost_usd: float = 0.0  # spent on teacher requests in this run, journal included
     exhausted: bool = False  # the teacher ran out of candidates (replay) before the total
+    teacher_accuracy: float | None = None  # against the examples' `expected` answers, where given
 
 
 def normalize_utterance(text: str) -> str:

@@ -25,25 +25,19 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from tokenizers import Tokenizer
 
-from distillery import cuts, mash, still, tasting, tokenizer
-from distillery.augment import Augmenter
+from distillery import cuts, still, tokenizer
 from distillery.errors import TeacherError
 from distillery.jsonl import read_jsonl
-from distillery.predictor import ToolCaller
 from distillery.recipe import Recipe
 from distillery.report import write_report
 from distillery.spirit import file_sha256, write_spirit
 from distillery.students import student_for
 from distillery.students.base import count_params
 from distillery.students.prompt_format import PromptFormat
-from distillery.tasks.tool_calling.prompt import render_completion, render_prompt
+from distillery.tasks import task_for
 from distillery.teachers.anthropic import AnthropicTeacher
-from distillery.teachers.cost import check_budget_is_enforceable
 from distillery.teachers.gemini import GeminiTeacher
-from distillery.tasks.tool_calling.spans import copied_params
-from distillery.teachers.offline import OfflineTeacher
 from distillery.teachers.openai import OpenAITeacher
-from distillery.teachers.replay import ReplayTeacher
 
 STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit", "bottles")
 
@@ -68,8 +62,7 @@ class Run:
         self.console = console or Console(stderr=True)
         self.state_path = self.dir / "stages.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
-        self.catalog = recipe.catalog
-        self.tools_by_name = {t.name: t for t in self.catalog}
+        self.task = task_for(recipe)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _save_state(self) -> None:
@@ -115,20 +108,14 @@ class Run:
 
     def stage_mash(self) -> None:
         r = self.recipe
-        catalog_json = json.dumps([t.to_openai() for t in self.catalog], sort_keys=True)
-        inputs = _sha(r.task, str(r.seed), catalog_json, r.section_sha256("teacher"), r.section_sha256("mash"))
+        inputs = _sha(self.task.kind, str(r.seed), self.task.mash_inputs(), r.section_sha256("teacher"),
+                      r.section_sha256("mash"))
 
         def work(resume: bool) -> None:
-            teacher = make_teacher(r)
+            teacher = make_teacher(r, task=self.task)
             t0 = time.perf_counter()
             with mash_progress(self.console, r.mash.total_examples) as on_progress:
-                if hasattr(teacher, "complete"):  # an LLM: journal, retries, budget around it
-                    stats = mash.build_mash_llm(teacher, self.catalog, r.mash, r.teacher, self.dir, seed=r.seed,
-                                                price=check_budget_is_enforceable(r.teacher, teacher.model),
-                                                on_progress=on_progress)
-                else:
-                    stats = mash.build_mash(teacher, self.catalog, r.mash, self.dir, seed=r.seed,
-                                            on_progress=on_progress)
+                stats = self.task.build_mash(teacher, self.dir, on_progress)
             reasons = ", ".join(f"{k} {v}" for k, v in stats.reasons.most_common()) or "none"
             calls = f"; {stats.requests} requests sent, {stats.replayed} from the journal, " \
                     f"${stats.cost_usd:.4f}" if hasattr(teacher, "complete") else ""
@@ -145,14 +132,11 @@ class Run:
         inputs = _sha(self._hash_file("mash.jsonl"), r.section_sha256("cuts"), str(r.seed))
 
         def work(resume: bool) -> None:
-            sizes = cuts.write_cuts(read_jsonl(self.dir / "mash.jsonl"), r.cuts, self.dir, r.seed)
+            sizes = cuts.write_cuts(read_jsonl(self.dir / "mash.jsonl"), r.cuts, self.dir, r.seed,
+                                    key=self.task.group_key)
             self.console.print("[bold]Cuts[/bold]: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
         self._stage("cuts", inputs, [self.dir / "cuts" / f"{c}.jsonl" for c in cuts.CUT_NAMES], work)
-
-    def _texts(self, examples: list[dict]) -> list[tuple[str, str]]:
-        return [(render_prompt(ex["utterance"], [self.tools_by_name[n] for n in ex["tools"]]),
-                 render_completion(ex["calls"], self.tools_by_name)) for ex in examples]
 
     @property
     def student(self):
@@ -166,7 +150,7 @@ class Run:
         inputs = _sha(self._hash_file("cuts/hearts.jsonl"), str(r.student.vocab_size))
 
         def work(resume: bool) -> None:
-            texts = [p + c for p, c in self._texts(read_jsonl(self.dir / "cuts" / "hearts.jsonl"))]
+            texts = self.task.texts(read_jsonl(self.dir / "cuts" / "hearts.jsonl"))
             tok = tokenizer.train_tokenizer(texts, r.student.vocab_size)
             (self.dir / "tokenizer.json").write_text(tok.to_str())
             self.console.print(f"[bold]Tokenizer[/bold]: byte-level BPE, {tok.get_vocab_size()} tokens")
@@ -185,15 +169,12 @@ class Run:
         def work(resume: bool) -> None:
             student = self.student
             built = student.build(r, self.dir)
-            fmt, tok = built.format, built.tokenizer
+            fmt, tok = self.task.prompt_format(built.format), built.tokenizer
             hearts = read_jsonl(self.dir / "cuts" / "hearts.jsonl")
-            augment = Augmenter(hearts, self.tools_by_name, r.still.value_swap, r.still.tool_drop, seed=r.seed,
-                                reoffer=r.still.reoffer,
-                                tools_per_call=(r.mash.tools_per_call.min, r.mash.tools_per_call.max))
+            examples_of = self.task.epoch_examples(hearts, r.seed)
 
             def epoch_pairs(epoch: int) -> list[tuple[list[int], list[int]]]:
-                return training_pairs(fmt, tok, [augment(ex, epoch, i) for i, ex in enumerate(hearts)],
-                                      self.tools_by_name)
+                return self.task.training_pairs(fmt, tok, examples_of(epoch))
 
             pairs = epoch_pairs(0)
             if len(pairs) < len(hearts):
@@ -201,8 +182,7 @@ class Run:
                                    f"context ({fmt.context} tokens) are left out[/yellow]")
             # The held-out loss is a gauge of memorization, measured every epoch: a fixed sample of
             # the heads is enough, and keeps its cost to a few seconds of a tiny student's Still.
-            heads = training_pairs(fmt, tok, read_jsonl(self.dir / "cuts" / "heads.jsonl")[:HEADS_FOR_LOSS],
-                                   self.tools_by_name)
+            heads = self.task.training_pairs(fmt, tok, read_jsonl(self.dir / "cuts" / "heads.jsonl")[:HEADS_FOR_LOSS])
             n_tokens = sum(len(p) + len(c) for p, c in pairs)
             n_train = sum(p.numel() for p in {id(p): p for p in built.model.parameters() if p.requires_grad}.values())
             self.console.print(f"[bold]Still[/bold]: {r.student.kind} student, {count_params(built.model) / 1e6:.2f}M "
@@ -247,30 +227,25 @@ class Run:
         def work(resume: bool) -> None:
             torch.set_num_threads(r.still.threads or torch.get_num_threads())
             model, tok, fmt, _ = self._trained()
-            copied = []
-            if r.tasting.grammar and r.tasting.copy_values:
-                copied = copied_params(read_jsonl(self.dir / "cuts" / "hearts.jsonl"), self.tools_by_name)
-            known = [t.name for t in self.catalog] if r.tasting.grammar and r.tasting.abstain else []
-            decoding = {"grammar": r.tasting.grammar, "copied_params": copied, "known_tools": known}
-            caller = ToolCaller.from_decoding(model, tok, fmt, decoding)
+            decoding = self.task.decoding(read_jsonl(self.dir / "cuts" / "hearts.jsonl"))
+            predictor = self.task.predictor(model, tok, fmt, decoding)
             heads = read_jsonl(self.dir / "cuts" / "heads.jsonl")
-            found = tasting.taste(caller, heads, self.catalog, samples=r.tasting.samples, held_out=r.tasting.held_out)
+            found = self.task.taste(predictor, heads, samples=r.tasting.samples, held_out=r.tasting.held_out)
             result = json.loads((self.dir / "still" / "result.json").read_text())
-            notes = {"name": r.name, "version": r.version, "task": r.task, **found,
+            notes = {"name": r.name, "version": r.version, "task": self.task.kind, **found,
                      "params": result["params"], "train_seconds": result["train_seconds"],
                      "loss_curve": result["loss_curve"], "grammar": r.tasting.grammar,
                      "decoding": decoding,
                      "recipe_sha256": r.sha256()}
             out = self.dir / "tasting"
             out.mkdir(parents=True, exist_ok=True)
+            pictures = notes.pop("pictures", {})  # PNGs beside the notes (the confusion matrix...)
+            for name, png in pictures.items():
+                (out / name).write_bytes(png)
+            notes["pictures"] = sorted(pictures)
             (out / "notes.json").write_text(json.dumps(notes, indent=2, ensure_ascii=False))
             write_report(notes, out)
-            m = notes["metrics"]
-            self.console.print(
-                f"[bold]Tasting[/bold] on {notes['n_eval']} heads: proof {notes['proof'] * 100:.0f}°  "
-                f"tool_name {m['tool_name_accuracy']:.3f}  arg_key_f1 {m['arg_key_f1']:.3f}  "
-                f"exact_call {m['exact_call_accuracy']:.3f}  valid {m['valid_call_rate']:.3f}  "
-                f"p50 {notes['latency_ms']['p50']:.1f} ms")
+            self.console.print(f"[bold]Tasting[/bold] on {notes['n_eval']} heads: {self.task.summary(notes)}")
 
         self._stage("tasting", inputs, [self.dir / "tasting" / "notes.json"], work)
 
@@ -288,14 +263,15 @@ class Run:
 
         def work(resume: bool) -> None:
             notes = json.loads((self.dir / "tasting" / "notes.json").read_text())
-            headline = {k: notes[k] for k in ("proof", "metrics", "n_eval", "latency_ms", "params", "train_seconds")}
+            headline = {k: notes[k] for k in ("proof", "proof_metric", "metrics", "n_eval", "latency_ms", "params",
+                                              "train_seconds")}
             model, tok, fmt, raw = self._trained()
             identity = json.loads(raw["student"])
             lineage = {"parent": None, "mash_sha256": self._hash_file("mash.jsonl"), "recipe_sha256": r.sha256(),
                        **{k: identity[k] for k in ("base", "base_sha256") if k in identity}}
             write_spirit(self.spirit_path(), model, model_config=json.loads(raw["model_config"]),
-                         tokenizer_json=raw["tokenizer"], recipe_yaml=r.resolved_yaml(), task=r.task,
-                         tools=self.catalog, tasting=headline, lineage=lineage, decoding=notes["decoding"],
+                         tokenizer_json=raw["tokenizer"], recipe_yaml=r.resolved_yaml(), task=self.task.kind,
+                         context=self.task.spirit_context(), tasting=headline, lineage=lineage, decoding=notes["decoding"],
                          student=identity, prompt_format=fmt, chat_template=raw.get("chat_template"),
                          heads=self._tasted_heads(), dtype=r.spirit.dtype)
             size = self.spirit_path().stat().st_size / 1e6
@@ -328,33 +304,17 @@ class Run:
         self._stage("bottles", inputs, [out / "bottles.json"], work, clear=[out])
 
 
-def training_pairs(fmt: PromptFormat, tok: Tokenizer, examples: list[dict],
-                   tools_by_name: dict) -> list[tuple[list[int], list[int]]]:
-    """The (prompt ids, completion ids) the Still trains on, for tool-calling examples.
-
-    Pairs longer than the format's context are left out: the student could not see them whole.
-    """
-    pairs = []
-    for ex in examples:
-        prompt = fmt.prompt_ids(tok, ex["utterance"], [tools_by_name[n] for n in ex["tools"]])
-        completion = tok.encode(render_completion(ex["calls"], tools_by_name, dumps=fmt.dumps, end=fmt.end_text),
-                                add_special_tokens=False).ids
-        if len(prompt) + len(completion) <= fmt.context:
-            pairs.append((prompt, completion))
-    return pairs
-
-
-def make_teacher(recipe: Recipe, transport=None):
-    """The recipe's teacher: an offline or replay candidate maker, or an LLM provider.
+def make_teacher(recipe: Recipe, transport=None, task=None):
+    """The recipe's teacher: the task's offline or replay teacher, or an LLM provider.
 
     `transport` (an httpx transport) lets tests answer an LLM provider's requests in-process.
     """
     t = recipe.teacher
+    task = task or task_for(recipe)
     if t.provider == "offline":
-        return OfflineTeacher(recipe.catalog, seed=recipe.seed, no_call_ratio=recipe.mash.no_call_ratio,
-                              parallel_ratio=recipe.mash.parallel_ratio)
+        return task.offline_teacher()
     if t.provider == "replay":
-        return ReplayTeacher(recipe.traces_path, {tool.name for tool in recipe.catalog})
+        return task.replay_teacher(recipe.traces_path)
     providers = {"openai": OpenAITeacher, "anthropic": AnthropicTeacher, "gemini": GeminiTeacher}
     if t.provider not in providers:
         raise TeacherError(f"teacher.provider `{t.provider}` is not available in this version of distillery. "

@@ -32,11 +32,14 @@ from distillery.recipe_messages import explain, report, show
 from distillery.students.sources import resolve_base
 from distillery.tasks.tool_calling.schema import Tool
 
-SUPPORTED_TASKS = ("tool_calling",)
-PLANNED_TASKS = ("routing", "span_extraction", "text_to_sql", "generation")
+SUPPORTED_TASKS = ("tool_calling", "classification", "spans")
+PLANNED_TASKS = ("text_to_sql", "generation")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _NUMBERS = (int, float, int | None, float | None)
 _SECTIONS = ("teacher", "mash", "student", "cuts", "still", "tasting", "spirit", "bottling")
+# Fields of the generic sections that only tool calling reads (they move under `task:` in time).
+_TOOL_SETTINGS = {"mash": ("tools_per_call", "no_call_ratio", "parallel_ratio"),
+                  "still": ("value_swap", "tool_drop", "reoffer"), "tasting": ("copy_values", "abstain")}
 
 
 def _check(problems: list[tuple[str, str]]) -> None:
@@ -231,6 +234,68 @@ class StudentConfig(Section):
         return self
 
 
+LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
+
+
+class TaskConfig(Section):
+    """What is distilled: `kind` and that kind's own settings. `task: tool_calling` is short for
+    `task: {kind: tool_calling}`."""
+
+    kind: str = Field("tool_calling", description="The task to distill: " + ", ".join(SUPPORTED_TASKS) + ".")
+    labels: dict[str, str] | None = Field(None, description=(
+        "classification: every label and what it means (`code: question is about specific code`); the "
+        "teacher and a pretrained student read the descriptions."))
+    multi_label: bool = Field(False, description="classification: an input may take several labels.")
+    types: dict[str, str] | None = Field(None, description=(
+        "spans: every span type and what it is (`email: an email address`); the offline teacher reads the "
+        "names and descriptions to know what to write."))
+
+    @model_serializer(mode="wrap")
+    def _short_when_plain(self, handler):
+        # A tool-calling task has no settings here yet: it is written `task: tool_calling`, as
+        # recipes always wrote it (and the recipe's hash, which names its runs' stages, stays).
+        data = handler(self)
+        return self.kind if self.kind == "tool_calling" else data
+
+    @field_validator("kind")
+    @classmethod
+    def _supported(cls, kind: str) -> str:
+        if kind in ("ner", "pii", "span_extraction"):
+            _check([("", f"{show(kind)} is a span extraction task. Fix: `task: {{kind: spans, types: "
+                         "{type: what it is, ...}}`.")])
+        if kind in ("routing", "intent", "moderation"):
+            _check([("", f"{show(kind)} is a classification task. Fix: `task: {{kind: classification, labels: "
+                         "{label: what it means, ...}}`.")])
+        if kind not in SUPPORTED_TASKS:
+            why = "is not supported yet" if kind in PLANNED_TASKS else "is not a task"
+            _check([("", f"{show(kind)} {why}; supported: {', '.join(SUPPORTED_TASKS)}. "
+                         f"Fix: set `task: {SUPPORTED_TASKS[0]}`.")])
+        return kind
+
+    @model_validator(mode="after")
+    def _settings_of_the_kind(self) -> TaskConfig:
+        problems = []
+        given = self.model_fields_set
+        if self.kind == "classification":
+            if not self.labels or len(self.labels) < 2:
+                problems.append(("labels", "a classification task needs at least two labels, each with what it "
+                                           "means. Fix: e.g. `labels: {code: about the code, docs: about the "
+                                           "documentation}`."))
+            for name in self.labels or {}:
+                if not LABEL_NAME.fullmatch(name) or name != name.strip():
+                    problems.append(("labels", f"{show(name)} is not a usable label name (1-64 letters, digits, "
+                                               "spaces, '.', '_', '/', '-'). Fix: rename it."))
+        if self.kind == "spans" and not self.types:
+            problems.append(("types", "a spans task needs at least one span type, with what it is. Fix: e.g. "
+                                      "`types: {person: a person's full name, email: an email address}`."))
+        owners = {"labels": "classification", "multi_label": "classification", "types": "spans"}
+        for name, owner in owners.items():
+            if name in given and self.kind != owner:
+                problems.append((name, f"only a {owner} task has `{name}`. Fix: remove it, or set `kind: {owner}`."))
+        _check(problems)
+        return self
+
+
 class CutsConfig(Section):
     """How the Mash is split: hearts train, heads are held out for Tasting, tails are set aside."""
 
@@ -330,7 +395,7 @@ class Recipe(Section):
 
     name: str = Field(description="Run name: a lowercase slug such as `needle`.")
     version: int = Field(1, ge=1, description="Recipe version; runs go to runs/<name>-v<version>.")
-    task: str = Field("tool_calling", description="The task to distill: " + ", ".join(SUPPORTED_TASKS) + ".")
+    task: TaskConfig = Field(default_factory=TaskConfig, description=TaskConfig.__doc__)
     seed: int = Field(0, ge=0, description="Seed for every random choice of the run.")
     tools: list[dict[str, Any]] | str | None = Field(
         None, validate_default=True,
@@ -370,20 +435,33 @@ class Recipe(Section):
                 self.still.lr = 5.0e-4 if self.student.kind == "lora" else 5.0e-5
         return self
 
-    @field_validator("task")
+    @field_validator("task", mode="before")
     @classmethod
-    def _supported(cls, task: str) -> str:
-        if task not in SUPPORTED_TASKS:
-            why = "is not supported yet" if task in PLANNED_TASKS else "is not a task"
-            _check([("", f"{show(task)} {why}; supported: {', '.join(SUPPORTED_TASKS)}. "
-                         f"Fix: set `task: {SUPPORTED_TASKS[0]}`.")])
-        return task
+    def _task_shorthand(cls, task: Any) -> Any:
+        return {"kind": task} if isinstance(task, str) else task
+
+    @model_validator(mode="after")
+    def _tool_settings_only_for_tools(self) -> Recipe:
+        # Settings that only tool calling reads are refused for another task: they would do nothing.
+        if self.task.kind == "tool_calling":
+            return self
+        problems = [] if self.tools is None else [("tools", f"a {self.task.kind} task has no tool catalog. "
+                                                             "Fix: remove `tools`.")]
+        for section, names in _TOOL_SETTINGS.items():
+            given = getattr(self, section).model_fields_set
+            problems += [(f"{section}.{name}", f"only tool calling reads it; a {self.task.kind} task would "
+                                               "ignore it. Fix: remove it.") for name in names if name in given]
+        if problems:
+            raise PydanticCustomError("recipe_checks", "{text}", {"text": "; ".join(m for _, m in problems),
+                                                                    "problems": problems})
+        return self
 
     @field_validator("tools", mode="before")
     @classmethod
     def _catalog_spec(cls, tools: Any, info: ValidationInfo) -> Any:
         if tools is None or tools == "" or tools == []:
-            if info.data.get("task") == "tool_calling":
+            task = info.data.get("task")
+            if task is not None and task.kind == "tool_calling":
                 _check([("", "missing; a tool_calling recipe needs a tool catalog. "
                              "Fix: add e.g. `tools: tools.json` (OpenAI tools format) or an inline list.")])
             return None

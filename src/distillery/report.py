@@ -43,7 +43,10 @@ def write_report(notes: dict, out_dir: Path) -> None:
     _plot_loss(notes, out_dir / "loss.png")
     (out_dir / "notes.md").write_text(_markdown(notes), encoding="utf-8")
     png = (out_dir / "loss.png").read_bytes()
-    (out_dir / "notes.html").write_text(_html(notes, png), encoding="utf-8")
+    # The task's own pictures (a confusion matrix...) were written beside the notes by the Tasting.
+    pictures = {name: (out_dir / name).read_bytes() for name in notes.get("pictures", [])
+                if (out_dir / name).is_file()}
+    (out_dir / "notes.html").write_text(_html(notes, png, pictures), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -131,10 +134,28 @@ def _arg_type_rows(notes: dict) -> list[tuple[str, str, str]]:
 
 
 def _sample_rows(notes: dict) -> list[tuple[str, str, str, str]]:
-    return [
-        (s["input"], format_calls(s["gold"]), format_calls(s["predicted"]), s["verdict"])
-        for s in notes.get("samples", [])
-    ]
+    return [(s["input"], _answer(s["gold"]), _answer(s["predicted"]), s["verdict"]) for s in notes.get("samples", [])]
+
+
+def _answer(answer: object) -> str:
+    """Calls as calls; any other task's answer (a label) as it is."""
+    return format_calls(answer) if answer is None or isinstance(answer, list) else str(answer)
+
+
+def _task_tables(notes: dict) -> list[tuple[str, list[str], list]]:
+    """(title, header, rows) of the task's own tables (per label...)."""
+    return [(t["title"], t["header"], t["rows"]) for t in notes.get("tables", [])]
+
+
+def _verdict_rows(verdict: dict) -> list[list[str]]:
+    per = verdict["per_1000"]
+    seconds = lambda v: "—" if v is None else f"{v:,.1f} s"  # noqa: E731
+    return [["accuracy", f"{verdict['teacher_accuracy']:.1%}", f"{verdict['student_accuracy']:.1%}"],
+            ["drop", "", f"{verdict['drop'] * 100:.1f} points"],
+            ["time per 1,000 requests", seconds(per["teacher_seconds"]), seconds(per["student_seconds"])],
+            ["verdict", "", verdict["verdict"]],
+            ["student errors", "", f"{verdict['errors']['inherited']} inherited, "
+                                   f"{verdict['errors']['compression']} compression"]]
 
 
 def _comparison_table(comparison: dict) -> tuple[list[str], list[list[str]]]:
@@ -173,6 +194,12 @@ def _markdown(notes: dict) -> str:
         "",
         *_md_list(notes.get("weaknesses", [])),
     ]
+    if notes.get("verdict_markdown"):
+        lines += ["", "## Teacher vs student", "", notes["verdict_markdown"].rstrip()]
+    for title, header, rows in _task_tables(notes):
+        lines += ["", f"## {title}", "", *_md_table(header, rows)]
+    for name in notes.get("pictures", []):
+        lines += ["", f"![{name}]({name})"]
     if _tool_rows(notes):
         lines += ["", "## Per tool", ""]
         lines += _md_table(["tool", "n", "tool name", "exact"], _tool_rows(notes))
@@ -225,7 +252,7 @@ img { max-width: 100%; }
 """
 
 
-def _html(notes: dict, loss_png: bytes) -> str:
+def _html(notes: dict, loss_png: bytes, pictures: dict[str, bytes] | None = None) -> str:
     e = html.escape
     title = f"{notes['name']} v{notes['version']}"
     parts = [
@@ -243,6 +270,15 @@ def _html(notes: dict, loss_png: bytes) -> str:
         _html_list(notes.get("weaknesses", [])),
         "</div></div>",
     ]
+    if notes.get("verdict"):
+        parts += ["<h2>Teacher vs student</h2>",
+                  _html_table(["", "teacher", "student"], _verdict_rows(notes["verdict"]), (1, 2))]
+    for title, header, rows in _task_tables(notes):
+        parts += [f"<h2>{e(title)}</h2>", _html_table(header, rows, tuple(range(1, len(header))))]
+    for name, png in (pictures or {}).items():
+        data = base64.b64encode(png).decode("ascii")
+        parts += [f'<h2>{e(name.removesuffix(".png").replace("_", " ").capitalize())}</h2>',
+                  f'<img alt="{e(name)}" src="data:image/png;base64,{data}">']
     if _tool_rows(notes):
         header = ["tool", "n", "tool name", "exact"]
         parts += ["<h2>Per tool</h2>", _html_table(header, _tool_rows(notes), (1, 2, 3))]

@@ -315,6 +315,10 @@ def create_app(cellar: Cellar, *, api_key: str | None = None, max_body: int = MA
     def chat_completions(request: ChatRequest):
         deadline = time.monotonic() + timeout_s
         entry, loaded = resolve(request.model)
+        task = loaded.spirit.metadata.get("task", "tool_calling")
+        if task != "tool_calling":
+            raise ApiError(400, f"{entry['name']} is a {task} Spirit; serving it is not available in this version. "
+                                "Fix: run it with `distillery predict`.", param="model")
         try:
             utterance = last_user_message(request.messages, "messages")
         except DistilleryError as exc:

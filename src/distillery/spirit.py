@@ -32,13 +32,14 @@ from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.schema import Tool
 
 FORMAT = "distillery.spirit/1"
-_JSON_KEYS = ("model_config", "tasting", "lineage", "tools", "decoding", "student", "prompt_format")
+_JSON_KEYS = ("model_config", "tasting", "lineage", "tools", "labels", "decoding", "student", "prompt_format")
 # Keys older Spirits lack: they decode with the grammar alone, and they are tiny students
-# whose prompt format follows from their tokenizer (see `prompt_format`).
-_OPTIONAL = {"decoding": json.dumps({"grammar": True, "copied_params": []}),
+# whose prompt format follows from their tokenizer (see `prompt_format`). A Spirit of a task
+# other than tool calling has no tools.
+_OPTIONAL = {"tools": "[]", "decoding": json.dumps({"grammar": True, "copied_params": []}),
              "student": json.dumps({"kind": "tiny"}), "prompt_format": "null"}
 # Every metadata key, in the order bottles write them; `heads` and `chat_template` are optional.
-KEYS = ("format", "model_config", "tokenizer", "recipe", "task", "tools", "tasting", "lineage", "decoding",
+KEYS = ("format", "model_config", "tokenizer", "recipe", "task", "tools", "labels", "tasting", "lineage", "decoding",
         "student", "prompt_format", "chat_template", "heads")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -63,13 +64,19 @@ def file_sha256(path: Path) -> str:
 
 
 def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, recipe_yaml: str, task: str,
-                 tools: list[Tool], tasting: dict, lineage: dict, decoding: dict, student: dict | None = None,
+                 tasting: dict, lineage: dict, decoding: dict, tools: list[Tool] | None = None,
+                 context: dict[str, str] | None = None, student: dict | None = None,
                  prompt_format: PromptFormat | None = None, chat_template: str | None = None,
                  heads: str | None = None, dtype: str = "float32") -> None:
     """Write the Spirit; `dtype` is the weights' storage type (they load back as float32).
 
+    `context` is what the task needs to answer on its own (Task.spirit_context: the tool
+    catalog as `tools`, a label set as `labels`); `tools` is the tool-calling shorthand.
     Without `student` and `prompt_format` it is a tiny student's, whose format follows from its tokenizer.
     """
+    context = dict(context or {})
+    if tools is not None:
+        context["tools"] = json.dumps([t.to_openai() for t in tools], ensure_ascii=False)
     student = student or {"kind": "tiny"}
     if prompt_format is None:
         prompt_format = tiny_format(Tokenizer.from_str(tokenizer_json), model_config["max_position_embeddings"])
@@ -79,7 +86,7 @@ def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, 
         "tokenizer": tokenizer_json,
         "recipe": recipe_yaml,
         "task": task,
-        "tools": json.dumps([t.to_openai() for t in tools], ensure_ascii=False),
+        **context,
         "tasting": json.dumps(tasting, sort_keys=True),
         "lineage": json.dumps(lineage, sort_keys=True),
         "decoding": json.dumps(decoding, sort_keys=True),
@@ -122,6 +129,8 @@ def parse_metadata(raw: dict[str, str], where: str) -> dict:
                           f"expected {FORMAT!r}).")
     meta = dict(raw)
     for key in _JSON_KEYS:
+        if key == "labels" and key not in raw:  # only a classification Spirit has a label set
+            continue
         try:
             meta[key] = json.loads(raw[key] if key in raw or key not in _OPTIONAL else _OPTIONAL[key])
         except (KeyError, json.JSONDecodeError) as exc:
@@ -165,6 +174,6 @@ def load_spirit(path: Path) -> Spirit:
         raise SpiritError(f"{path}: its weights do not match its model_config ({exc}).")
     model.float().eval()
     tokenizer = Tokenizer.from_str(meta["tokenizer"])
-    tools = parse_tools(meta["tools"], where=f"{path} (tools metadata)")
+    tools = parse_tools(meta["tools"], where=f"{path} (tools metadata)") if meta["tools"] else []
     return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, tools=tools, decoding=meta["decoding"],
                   format=prompt_format(meta, tokenizer))

@@ -100,7 +100,18 @@ def open_artifact(path: Path, threads: int | None = None) -> Bottle:
 
 
 def caller_for(bottle: Bottle, grammar: bool | None = None):
-    """A ToolCaller over the bottle's runner, decoding as the Spirit's metadata says."""
+    """What answers requests over the bottle's runner, decoding as the Spirit's metadata says: a
+    ToolCaller, or for a classification Spirit a LabelPredictor."""
+    if bottle.metadata.get("task") == "spans":
+        from distillery.tasks.spans.task import SpanPredictor
+
+        return SpanPredictor(bottle.runner, bottle.tokenizer, bottle.prompt_format, bottle.metadata["labels"]["types"])
+    if bottle.metadata.get("task") == "classification":
+        from distillery.tasks.classification.predictor import LabelPredictor
+
+        labels = bottle.metadata["labels"]
+        return LabelPredictor(bottle.runner, bottle.tokenizer, bottle.prompt_format, labels["labels"],
+                              labels["multi_label"])
     from distillery.predictor import ToolCaller
 
     return ToolCaller.from_decoding(bottle.runner, bottle.tokenizer, bottle.prompt_format,
@@ -184,6 +195,10 @@ def bottle(spirit_path: Path, fmt: str, out: Path, quantize: str | None = None, 
     from distillery.spirit import file_sha256, load_spirit
 
     spirit = load_spirit(spirit_path)
+    if spirit.metadata.get("task", "tool_calling") != "tool_calling":
+        raise DistilleryError(f"{spirit_path}: bottles of a {spirit.metadata['task']} Spirit are not available in "
+                              "this version (their tasting compares tool calls). Fix: run the Spirit itself "
+                              "(`distillery predict SPIRIT TEXT`).")
     found = resolve_heads(spirit.metadata, on, str(spirit_path)) if fmt != "web" else None
     path = Path(module.export(spirit, Path(out), quantize))
     log(f"{fmt} bottle written: {path}")

@@ -52,10 +52,15 @@ class PromptFormat:
         return "\n".join(render_tool(t) for t in tools)
 
     def prompt_text(self, utterance: str, tools: list[Tool]) -> str:
+        return self.framed(utterance, self.render_tools(tools))
+
+    def framed(self, request: str, context: str) -> str:
+        """The prompt for `request` with the task's `context` text (offered tools, a label set)
+        where the template keeps it: after `<|tools|>`, or in the system turn after the instruction."""
         if self.template == "special":
-            return f"{TOOLS}{self.render_tools(tools)}{USER}{utterance.strip()}{CALL}"
-        system = f"{self.instruction}\n{self.render_tools(tools)}" if tools else self.instruction
-        return self.frame.replace(SYSTEM_SLOT, system).replace(USER_SLOT, utterance.strip())
+            return f"{TOOLS}{context}{USER}{request.strip()}{CALL}"
+        system = f"{self.instruction}\n{context}" if context else self.instruction
+        return self.frame.replace(SYSTEM_SLOT, system).replace(USER_SLOT, request.strip())
 
     def dumps(self, value: Any) -> str:
         separators = (",", ":") if self.json_style == "compact" else (", ", ": ")
@@ -68,7 +73,11 @@ class PromptFormat:
 
     # -- ids ---------------------------------------------------------------------------------
     def prompt_ids(self, tokenizer, utterance: str, tools: list[Tool]) -> list[int]:
-        ids = tokenizer.encode(self.prompt_text(utterance, tools), add_special_tokens=False).ids
+        return self.text_ids(tokenizer, self.prompt_text(utterance, tools))
+
+    def text_ids(self, tokenizer, prompt: str) -> list[int]:
+        """A prompt's ids, without the ids this format leaves out of prompts."""
+        ids = tokenizer.encode(prompt, add_special_tokens=False).ids
         skip = frozenset(self.skip_ids)
         return [i for i in ids if i not in skip] if skip else ids
 

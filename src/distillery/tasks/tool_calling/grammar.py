@@ -127,9 +127,13 @@ class CallGrammar:
 
     def matcher(self, tools: list[Tool], *, allow_none: bool = True, allow_parallel: bool = True,
                 utterance: str = "", copied: frozenset[str] = frozenset()) -> CallMatcher:
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(calls_schema(
+        return self.schema_matcher(calls_schema(
             tools, allow_none=allow_none, allow_parallel=allow_parallel, utterance=utterance, copied=copied,
             style=self.style))
+
+    def schema_matcher(self, schema: dict[str, Any]) -> CallMatcher:
+        """A matcher for any JSON schema (another task's answer), spaced as this student writes JSON."""
+        grammar = llguidance.LLMatcher.grammar_from_json_schema({**schema, "x-guidance": self.style})
         return CallMatcher(llguidance.LLMatcher(self.ll_tokenizer, grammar))
 
 

@@ -1,0 +1,1 @@
+"""Span extraction: the answer is a list of {type, text} whose texts are spans of the input."""

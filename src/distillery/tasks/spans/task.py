@@ -1,0 +1,242 @@
+"""Span extraction behind the Task seam: the answer is a list of {type, text} whose texts are
+spans of the input (names, emails, phone numbers... in the order they appear).
+
+Decoding is constrained by a JSON schema: each item's `type` is a declared type and its
+`text` one of the input's word-aligned spans, so the student can only point into the input,
+never write a value that is not there. The proof is span-F1 (exact type and text).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from distillery.decoding import as_runner, greedy_decode
+from distillery.errors import TeacherError
+from distillery.jsonl import write_jsonl
+from distillery.mash import MashStats, near_key, normalize_utterance
+from distillery.tasks.spans.metrics import span_scores
+from distillery.tasks.spans.offline import OfflineSpanTeacher, SpanType
+from distillery.tasks.tool_calling.grammar import CallGrammar
+from distillery.tasks.tool_calling.spans import spans as word_spans
+
+INSTRUCTION = ('You extract spans. Answer with a JSON list [{"type": ..., "text": ...}] of every span of these '
+               "types in the text, in order, or [] when there is none:")
+TEXT_KEYS = ("utterance", "text", "input")
+
+
+@dataclass
+class SpanPrediction:
+    spans: list[dict] | None
+    text: str
+    latency_ms: float
+    unfinished: bool = False
+    prompt_tokens: int = 0
+
+
+def types_context(types: dict[str, str]) -> str:
+    return "\n".join(f"{name}: {meaning}" for name, meaning in types.items())
+
+
+def answer_schema(types: list[str], utterance: str) -> dict:
+    found = word_spans(utterance)
+    item = {"type": "object", "properties": {"type": {"enum": types}, "text": {"enum": found}},
+            "required": ["type", "text"], "additionalProperties": False}
+    return {"type": "array", "items": item if found else False}
+
+
+def check_spans(spans: object, text: str, types: dict[str, str]) -> str | None:
+    """Why an answer is not a list of declared-type spans of `text`; None when it is."""
+    if not isinstance(spans, list) or not all(isinstance(s, dict) and set(s) == {"type", "text"} for s in spans):
+        return 'bad_structure: the answer is not a list of {"type", "text"}'
+    for span in spans:
+        if span["type"] not in types:
+            return f"unknown_type: {span['type']!r} is not a declared type"
+        if not isinstance(span["text"], str) or span["text"] not in text:
+            return f"not_a_span: {span['text']!r} is not in the text"
+    return None
+
+
+class SpanPredictor:
+    def __init__(self, model, tokenizer, fmt, types: dict[str, str]):
+        self.model = as_runner(model, fmt.context)
+        self.tokenizer, self.format, self.types = tokenizer, fmt, types
+        self.grammar = CallGrammar(tokenizer, fmt)
+        self.context = types_context(types)
+
+    def predict(self, utterance: str) -> SpanPrediction:
+        start = time.perf_counter()
+        prompt = self.format.text_ids(self.tokenizer, self.format.framed(utterance, self.context))
+        matcher = self.grammar.schema_matcher(answer_schema(list(self.types), utterance))
+        ids = greedy_decode(self.model, prompt, eos_id=self.format.end_id, max_new_tokens=self.format.context,
+                            logits_filter=matcher)
+        text = self.tokenizer.decode(ids)
+        try:
+            found = json.loads(text)
+        except ValueError:
+            found = None
+        return SpanPrediction(spans=found if check_spans(found, utterance, self.types) is None else None, text=text,
+                              latency_ms=(time.perf_counter() - start) * 1000, prompt_tokens=len(prompt))
+
+
+class SpansTask:
+    kind = "spans"
+    proof_metric = "span_f1"
+
+    def __init__(self, recipe):
+        self.recipe = recipe
+        self.types: dict[str, str] = dict(recipe.task.types)
+
+    def spirit_context(self) -> dict[str, str]:
+        return {"labels": json.dumps({"types": self.types}, ensure_ascii=False)}
+
+    def mash_inputs(self) -> str:
+        return json.dumps({"types": self.types}, sort_keys=True)
+
+    def prompt_format(self, fmt):
+        import dataclasses
+
+        return dataclasses.replace(fmt, instruction=INSTRUCTION)
+
+    # -- the Mash ----------------------------------------------------------------------------
+    def offline_teacher(self):
+        try:
+            return OfflineSpanTeacher([SpanType(n, d) for n, d in self.types.items()], seed=self.recipe.seed)
+        except ValueError as err:
+            raise TeacherError(f"task.types: {err}") from None
+
+    def replay_teacher(self, path: Path):
+        return _SpanFile(path)
+
+    def build_mash(self, teacher, run_dir: Path, on_progress=None):
+        if hasattr(teacher, "complete"):
+            raise TeacherError("an LLM teacher for span extraction is not available in this version. Fix: "
+                               "`teacher: {provider: offline}` or `{provider: replay, traces: FILE}`.")
+        stats, seen, accepted, rejected = MashStats(), set(), [], []
+        total, index = self.recipe.mash.total_examples, 0
+        while stats.accepted < total and index < 20 * total:
+            candidate = teacher.candidate(index)
+            if candidate is None:
+                stats.exhausted = True
+                break
+            index += 1
+            stats.candidates += 1
+            text = next((candidate[k] for k in TEXT_KEYS if isinstance(candidate.get(k), str)), None)
+            reason = "bad_structure: no text" if not text or not text.strip() else \
+                check_spans(candidate.get("spans"), text, self.types)
+            if reason is None and (normalize_utterance(text) in seen or "~" + near_key(text) in seen):
+                reason = "duplicate: the same text is already in the Mash"
+            if reason:
+                rejected.append({"index": index - 1, "reason": reason, "candidate": candidate})
+                stats.rejected += 1
+                stats.reasons[reason.split(":", 1)[0]] += 1
+            else:
+                seen.update({normalize_utterance(text), "~" + near_key(text)})
+                accepted.append({"id": f"m{index - 1:06d}", "utterance": text, "spans": candidate["spans"],
+                                 "teacher": candidate.get("teacher", {})})
+                stats.accepted += 1
+            if on_progress:
+                on_progress(stats)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl(run_dir / "mash.rejects.jsonl", rejected)
+        write_jsonl(run_dir / "mash.jsonl", accepted)
+        return stats
+
+    def group_key(self, example: dict) -> str:
+        return normalize_utterance(example["utterance"])
+
+    # -- the Still ---------------------------------------------------------------------------
+    def texts(self, examples: list[dict]) -> list[str]:
+        # A tiny student's tokenizer is fitted to its prompts, written with its special tokens.
+        from distillery.tasks.tool_calling.prompt import CALL, END, TOOLS, USER
+
+        context = types_context(self.types)
+        return [f"{TOOLS}{context}{USER}{ex['utterance'].strip()}{CALL}"
+                f"{json.dumps(ex['spans'], ensure_ascii=False, separators=(',', ':'))}{END}" for ex in examples]
+
+    def epoch_examples(self, hearts: list[dict], seed: int):
+        return lambda epoch: hearts
+
+    def training_pairs(self, fmt, tok, examples: list[dict]) -> list[tuple[list[int], list[int]]]:
+        context, pairs = types_context(self.types), []
+        for ex in examples:
+            prompt = fmt.text_ids(tok, fmt.framed(ex["utterance"], context))
+            spans = [{"type": s["type"], "text": s["text"]} for s in ex["spans"]]
+            answer = tok.encode(fmt.dumps(spans) + fmt.end_text, add_special_tokens=False).ids
+            if len(prompt) + len(answer) <= fmt.context:
+                pairs.append((prompt, answer))
+        return pairs
+
+    # -- the Tasting -------------------------------------------------------------------------
+    def decoding(self, hearts: list[dict]) -> dict:
+        return {"grammar": True, "types": list(self.types)}
+
+    def predictor(self, model, tok, fmt, decoding: dict) -> SpanPredictor:
+        return SpanPredictor(model, tok, fmt, self.types)
+
+    def taste(self, predictor: SpanPredictor, heads: list[dict], *, samples: int, held_out: int | None) -> dict:
+        heads = heads[:held_out] if held_out else heads
+        predictions = [predictor.predict(ex["utterance"]) for ex in heads]
+        gold = [ex["spans"] for ex in heads]
+        said = [p.spans for p in predictions]
+        scores = span_scores(gold, said, [ex["utterance"] for ex in heads])
+        per_type = scores.pop("per_type")
+        metrics = {k: v for k, v in scores.items() if k != "n_examples"}
+        rows = [{"id": ex["id"], "input": ex["utterance"], "gold": _shown(g), "predicted": _shown(s),
+                 "verdict": "exact" if s is not None and sorted(map(json.dumps, g)) == sorted(map(json.dumps, s))
+                 else "invalid output" if s is None else "wrong spans"}
+                for ex, g, s in zip(heads, gold, said)]
+        latencies = [p.latency_ms for p in predictions]
+        ranked = sorted(per_type.items(), key=lambda kv: (-kv[1]["f1"], kv[0]))
+        wrong = [r for r in rows if r["verdict"] != "exact"]
+        return {
+            "proof": metrics[self.proof_metric],
+            "proof_metric": self.proof_metric,
+            "metrics": metrics,
+            "n_eval": len(heads),
+            "strengths": [f"{t}: F1 {row['f1']:.2f} on {row['support']} spans" for t, row in ranked[:3]
+                          if row["f1"] >= 0.8],
+            "weaknesses": [f"{t}: F1 {row['f1']:.2f} on {row['support']} spans" for t, row in ranked[::-1][:3]
+                           if row["f1"] < 0.8],
+            "samples": (wrong + [r for r in rows if r["verdict"] == "exact"])[:samples],
+            "per_type": per_type,
+            "tables": [{"title": "Per type", "header": ["type", "spans", "precision", "recall", "F1", "partial F1"],
+                        "rows": [[t, row["support"], f"{row['precision']:.2f}", f"{row['recall']:.2f}",
+                                  f"{row['f1']:.2f}", f"{row['partial_f1']:.2f}"] for t, row in per_type.items()]}],
+            "latency_ms": {"p50": round(statistics.median(latencies), 2),
+                           "p95": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2)},
+            "unfinished": 0,
+            "predictions": rows,
+        }
+
+    def summary(self, notes: dict) -> str:
+        m = notes["metrics"]
+        return (f"proof {notes['proof'] * 100:.0f}° ({notes['proof_metric']})  partial_f1 {m['partial_f1']:.3f}  "
+                f"exact_match {m['exact_match']:.3f}  p50 {notes['latency_ms']['p50']:.1f} ms")
+
+
+def _shown(spans: list[dict] | None) -> str:
+    if spans is None:
+        return "(invalid)"
+    return "; ".join(f"{s['type']}: {s['text']}" for s in spans) or "(none)"
+
+
+class _SpanFile:
+    """The user's own annotated texts as the teacher: {"text": ..., "spans": [{"type", "text"}]} a line."""
+
+    def __init__(self, path: Path):
+        try:
+            self.rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()
+                         if line.strip()]
+        except (OSError, ValueError) as err:
+            raise TeacherError(f"{path}: cannot read the span file ({err}). Fix: one JSON object a line, "
+                               '{"text": ..., "spans": [{"type": ..., "text": ...}]}.') from None
+
+    def candidate(self, index: int) -> dict | None:
+        if index >= len(self.rows):
+            return None
+        row = self.rows[index]
+        return {**row, "teacher": {"provider": "replay", "line": index + 1}} if isinstance(row, dict) else {}

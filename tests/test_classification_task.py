@@ -1,0 +1,101 @@
+"""Classification end to end: the Recipe's `task:` section, the Mash from a labelled file,
+label-constrained decoding, macro-F1 as the proof and the teacher-vs-student verdict."""
+
+import json
+import random
+
+import pytest
+from typer.testing import CliRunner
+
+from distillery.cli import app
+from distillery.errors import RecipeError
+from distillery.pipeline import Run
+from distillery.recipe import recipe_from_dict
+
+LABELS = {"weather": "asks about the weather", "music": "asks to play music", "timer": "asks for a timer"}
+WORDS = {
+    "weather": ["will it rain in {c}", "forecast for {c} tomorrow", "is it sunny in {c}", "how cold is {c} today",
+                "temperature in {c} this weekend", "do I need an umbrella in {c}"],
+    "music": ["play some {g}", "put on {g} music", "I want to hear {g}", "start a {g} playlist",
+              "queue up {g} songs", "music please, {g}"],
+    "timer": ["set a timer for {n} minutes", "timer {n} minutes", "count down {n} minutes",
+              "remind me in {n} minutes", "start a {n} minute timer", "wake me in {n} minutes"],
+}
+CITIES = ["Paris", "Oslo", "Lima", "Tokyo", "Cairo", "Quito", "Perth", "Dublin", "Seoul", "Austin", "Rome", "Lagos"]
+GENRES = ["jazz", "rock", "techno", "folk", "opera", "blues", "reggae", "punk", "salsa", "grunge", "soul", "disco"]
+
+
+def labelled_file(path, n=240, wrong_every=25):
+    """Lines with the truth in `expected`; every `wrong_every`-th line the teacher's `label` is wrong."""
+    rng = random.Random(0)
+    lines = []
+    for i in range(n):
+        label = list(LABELS)[i % 3]
+        text = rng.choice(WORDS[label]).format(c=rng.choice(CITIES), g=rng.choice(GENRES), n=rng.randint(1, 99))
+        row = {"question": f"{text} #{i}", "expected": label}
+        if i % wrong_every == 0:
+            row["label"] = list(LABELS)[(i + 1) % 3]  # a teacher's mistake
+        lines.append(json.dumps(row))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def recipe(tmp_path, **task):
+    labelled_file(tmp_path / "labelled.jsonl")
+    return {"name": "router", "task": {"kind": "classification", "labels": LABELS, **task},
+            "teacher": {"provider": "replay", "traces": "labelled.jsonl"}, "mash": {"total_examples": 240},
+            "cuts": {"hearts": 0.75, "heads": 0.25},
+            "student": {"kind": "tiny", "d_model": 64, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "d_ff": 128,
+                        "max_seq_len": 128, "vocab_size": 512},
+            "still": {"epochs": 12, "batch_size": 16, "lr": 3e-3}}
+
+
+def test_tool_settings_and_a_catalog_are_refused_for_classification(tmp_path):
+    data = recipe(tmp_path)
+    assert recipe_from_dict(data, base_dir=tmp_path).task.labels == LABELS
+    data["mash"]["no_call_ratio"] = 0.2
+    data["tools"] = [{"name": "f", "description": "", "parameters": {"type": "object", "properties": {}}}]
+    with pytest.raises(RecipeError) as err:
+        recipe_from_dict(data, base_dir=tmp_path)
+    assert "mash.no_call_ratio: only tool calling reads it" in str(err.value)
+    assert "tools: a classification task has no tool catalog" in str(err.value)
+
+
+def test_a_label_file_distills_into_a_classifier_that_beats_chance(tmp_path):
+    run = Run(recipe_from_dict(recipe(tmp_path), base_dir=tmp_path), runs_root=tmp_path / "runs")
+    run.run()
+    notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
+    assert notes["proof_metric"] == "macro_f1" and notes["proof"] == notes["metrics"]["macro_f1"]
+    assert notes["proof"] >= 0.8  # chance is 1/3: a student that learned nothing fails here
+    assert set(notes["confusion"]["labels"]) == set(LABELS)
+    assert (run.dir / "tasting" / "confusion.png").read_bytes().startswith(b"\x89PNG")
+    assert "Teacher vs student" in (run.dir / "tasting" / "notes.md").read_text()
+    # Teacher mistakes are kept in the heads (the verdict needs them) but never trained on.
+    heads = [json.loads(line) for line in (run.dir / "cuts" / "heads.jsonl").read_text().splitlines()]
+    wrong = [h for h in heads if h["label"] != h["expected"]]
+    verdict = notes["verdict"]
+    assert verdict["n"] == len(heads) and verdict["teacher_accuracy"] == pytest.approx(1 - len(wrong) / len(heads))
+    assert verdict["errors"]["inherited"] + verdict["student_fixes"] == len(wrong)
+    assert verdict["verdict"] in ("viable", "marginal", "not ready")
+
+    spirit = run.spirit_path()
+    runner = CliRunner()
+    said = runner.invoke(app, ["predict", str(spirit), "will it rain in Oslo tomorrow"])
+    assert said.exit_code == 0 and json.loads(said.stdout) == {"label": "weather"}
+    refused = runner.invoke(app, ["bottle", str(spirit), "--format", "hf", "--out", str(tmp_path / "b")])
+    assert refused.exit_code == 2 and "not available" in refused.output
+
+
+def test_an_offline_teacher_cannot_label_and_says_what_to_do(tmp_path):
+    data = recipe(tmp_path)
+    data["teacher"] = {"provider": "offline"}
+    result = CliRunner().invoke(app, ["distill", str(_write(tmp_path, data))])
+    assert result.exit_code == 2 and "provider: replay" in result.output and "Traceback" not in result.output
+
+
+def _write(tmp_path, data):
+    import yaml
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
