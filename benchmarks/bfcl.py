@@ -39,7 +39,7 @@ from rich.table import Table
 from bfcl_data import CATEGORIES, catalog_docs, load_questions, shape  # noqa: I001 - this folder
 from distillery.errors import DistilleryError
 from distillery.pipeline import Run
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.recipe import recipe_from_dict
 from distillery.spirit import load_spirit
 from distillery.students.base import count_params

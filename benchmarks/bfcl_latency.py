@@ -23,11 +23,11 @@ from rich.table import Table
 
 import smollm2  # noqa: I001 - this folder
 from bfcl_data import CATEGORIES, load_questions
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.spirit import load_spirit
 from distillery.tasks.tool_calling import bfcl
 from distillery.tasks.tool_calling.catalog import parse_tools
-from distillery.tasting import percentile
+from distillery.tasks.tool_calling.tasting import percentile
 
 
 def main(argv: list[str] | None = None) -> int:

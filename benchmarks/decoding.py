@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from distillery.jsonl import read_jsonl
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.spirit import load_spirit
 from distillery.tasks.tool_calling.spans import copied_params
-from distillery.tasting import taste
+from distillery.tasks.tool_calling.tasting import taste
 
 COLUMNS = ("tool_name_accuracy", "arg_key_f1", "exact_call_accuracy", "valid_call_rate", "no_call_accuracy")
 

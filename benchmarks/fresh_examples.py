@@ -22,10 +22,10 @@ from rich.console import Console
 from distillery.jsonl import read_jsonl
 from distillery.mash import normalize_utterance
 from distillery.pipeline import Run
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.recipe import recipe_from_dict
 from distillery.spirit import load_spirit
-from distillery.tasting import taste
+from distillery.tasks.tool_calling.tasting import taste
 
 COLUMNS = ("tool_name_accuracy", "arg_key_f1", "exact_call_accuracy", "valid_call_rate", "no_call_accuracy")
 

@@ -34,7 +34,7 @@ from distillery.decoding import TorchRunner
 from distillery.jsonl import read_jsonl
 from distillery.spirit import load_spirit
 from distillery.tasks.tool_calling.catalog import parse_tools
-from distillery.tasting import taste
+from distillery.tasks.tool_calling.tasting import taste
 
 THREADS = (1, 2)
 WARMUP = 3

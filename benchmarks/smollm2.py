@@ -25,7 +25,7 @@ import torch
 
 from distillery.decoding import greedy_decode
 from distillery.errors import DistilleryError
-from distillery.predictor import Prediction
+from distillery.tasks.tool_calling.predictor import Prediction
 from distillery.tasks.tool_calling.grammar import SPACED, CallGrammar
 from distillery.tasks.tool_calling.schema import Tool
 from distillery.tasks.tool_calling.validate import coerce_arguments

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from bfcl_data import CATEGORIES, load_questions  # noqa: I001 - this folder
 from distillery.errors import DistilleryError
-from distillery.predictor import PromptTooLong, ToolCaller
+from distillery.tasks.tool_calling.predictor import PromptTooLong, ToolCaller
 from distillery.spirit import load_spirit
 from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.validate import check_calls

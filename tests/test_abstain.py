@@ -2,7 +2,7 @@
 
 import torch
 
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.students.prompt_format import tiny_format
 from distillery.tasks.tool_calling.prompt import END, render_completion, render_prompt
 from distillery.tasks.tool_calling.schema import Param, Tool

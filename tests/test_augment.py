@@ -1,6 +1,6 @@
 """Augmentation of the hearts: consistent rewrites, seeded, never touching enums."""
 
-from distillery.augment import Augmenter
+from distillery.tasks.tool_calling.augment import Augmenter
 from distillery.tasks.tool_calling.schema import Param, Tool
 from distillery.tasks.tool_calling.validate import check_calls
 

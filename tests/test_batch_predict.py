@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from distillery.batch import read_requests
+from distillery.tasks.tool_calling.batch import read_requests
 from distillery.cli import app
 from distillery.errors import DistilleryError
 from distillery.spirit import write_spirit

@@ -13,7 +13,7 @@ import pytest
 from distillery.bottling import web
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.spirit import load_spirit
 from distillery.tasks.tool_calling.validate import check_calls
 

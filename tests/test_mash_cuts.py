@@ -5,7 +5,8 @@ import random
 from types import SimpleNamespace
 
 from distillery.cuts import split
-from distillery.mash import build_mash, normalize_utterance, offer_tools
+from distillery.mash import normalize_utterance
+from distillery.tasks.tool_calling.mash import build_mash, offer_tools
 from distillery.tasks.tool_calling.schema import Param, Tool
 
 CATALOG = [Tool(f"tool_{i}", "", (Param("x", "integer", required=True),)) for i in range(8)]

@@ -5,10 +5,10 @@ tool called twice."""
 import random
 import re
 
-from distillery.mash import judge, offer_tools
+from distillery.tasks.tool_calling.mash import judge, offer_tools
 from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.spans import numbers
-from distillery.teachers.offline import OfflineTeacher
+from distillery.tasks.tool_calling.offline import OfflineTeacher
 
 DOCS = parse_tools([
     {"name": "calculate", "description": "Evaluate an arithmetic expression.", "parameters": {

@@ -11,8 +11,8 @@ import pytest
 from distillery.tasks.tool_calling.catalog import load_catalog
 from distillery.tasks.tool_calling.schema import Param, Tool
 from distillery.tasks.tool_calling.spans import is_copied
-from distillery.teachers.offline import OfflineTeacher, description_action, tool_actions
-from distillery.teachers.offline_values import link_units, name_words, param_kind
+from distillery.tasks.tool_calling.offline import OfflineTeacher, description_action, tool_actions
+from distillery.tasks.tool_calling.offline_values import link_units, name_words, param_kind
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 N = 1200

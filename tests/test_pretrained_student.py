@@ -130,7 +130,7 @@ def test_serve_answers_with_a_lora_spirit_as_predict_does_and_the_prefix_cache_c
     from distillery.cellar import Cellar
     from distillery.decoding import TorchRunner
     from distillery.jsonl import read_jsonl
-    from distillery.predictor import ToolCaller
+    from distillery.tasks.tool_calling.predictor import ToolCaller
     from distillery.prefix_cache import PrefixCachedRunner
     from distillery.serve import create_app
     from test_serve import Server

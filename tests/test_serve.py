@@ -16,7 +16,7 @@ from distillery.cli import app
 from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.prefix_cache import PrefixCachedRunner
 from distillery.serve import create_app, is_loopback, run
 from distillery.spirit import load_spirit, write_spirit

@@ -11,11 +11,11 @@ from safetensors import safe_open
 
 from distillery.jsonl import read_jsonl
 from distillery.pipeline import Run
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.recipe import load_recipe
 from distillery.spirit import load_spirit
 from distillery.students import student_for
-from distillery.tasting import taste
+from distillery.tasks.tool_calling.tasting import taste
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RECIPE = """\

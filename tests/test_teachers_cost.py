@@ -19,7 +19,7 @@ from distillery.pipeline import mash_progress
 from distillery.recipe import load_recipe
 from distillery.teachers.base import Request
 from distillery.teachers.cost import BudgetReached, CostMeter, Price, check_budget_is_enforceable, price_for
-from distillery.teachers.estimate import estimate
+from distillery.tasks.tool_calling.estimate import estimate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -19,11 +19,11 @@ import httpx
 import pytest
 from teacher_fakes import LoopbackServer
 
-from distillery.mash import build_mash_llm
+from distillery.tasks.tool_calling.mash import build_mash_llm
 from distillery.recipe import load_recipe
-from distillery.teachers.estimate import estimate
+from distillery.tasks.tool_calling.estimate import estimate
 from distillery.teachers.openai import OpenAITeacher
-from distillery.teachers.toolgen import plan
+from distillery.tasks.tool_calling.toolgen import plan
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -18,7 +18,8 @@ from teacher_fakes import FakeLLM
 from distillery import pipeline
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
-from distillery.mash import build_mash_llm, near_key
+from distillery.mash import near_key
+from distillery.tasks.tool_calling.mash import build_mash_llm
 from distillery.pipeline import Run, make_teacher
 from distillery.recipe import load_recipe
 from distillery.teachers.cost import Price

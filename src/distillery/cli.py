@@ -91,7 +91,7 @@ def estimate(recipe: Path = RecipeArg,
              as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON.")):
     """Print the Mash's teacher requests, tokens, dollars and time, before anything is sent."""
     from distillery.recipe import load_recipe
-    from distillery.teachers import estimate as estimates
+    from distillery.tasks.tool_calling import estimate as estimates
 
     numbers = estimates.estimate(load_recipe(recipe))
     typer.echo(json.dumps(numbers, indent=2) if as_json else estimates.describe(numbers))
@@ -193,7 +193,7 @@ def predict(
 ):
     """Print the calls the Spirit (or any bottle of it) makes for UTTERANCE, as JSON; or answer every
     line of --input, loading the model once. Needs nothing but the artifact."""
-    from distillery.batch import predict_all, read_requests
+    from distillery.tasks.tool_calling.batch import predict_all, read_requests
     from distillery.bottling import RUNTIMES, caller_for, open_artifact
     from distillery.jsonl import write_jsonl
     from distillery.tasks.tool_calling.catalog import load_catalog, parse_tools

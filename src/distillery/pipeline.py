@@ -119,8 +119,10 @@ class Run:
             reasons = ", ".join(f"{k} {v}" for k, v in stats.reasons.most_common()) or "none"
             calls = f"; {stats.requests} requests sent, {stats.replayed} from the journal, " \
                     f"${stats.cost_usd:.4f}" if hasattr(teacher, "complete") else ""
+            graded = "" if stats.teacher_accuracy is None else \
+                f"; the teacher agrees with `expected` on {stats.teacher_accuracy:.1%}"
             self.console.print(f"[bold]Mash[/bold]: {stats.accepted} accepted, {stats.rejected} rejected "
-                               f"({reasons}){calls} in {time.perf_counter() - t0:.1f}s")
+                               f"({reasons}){calls}{graded} in {time.perf_counter() - t0:.1f}s")
             if stats.exhausted and stats.accepted < r.mash.total_examples:
                 self.console.print(f"[yellow]Mash: the traces ran out at {stats.accepted} of "
                                    f"{r.mash.total_examples} examples[/yellow]")

@@ -35,13 +35,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from distillery.batch import last_user_message
+from distillery.tasks.tool_calling.batch import last_user_message
 from distillery.cellar import Cellar, CellarError
 from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
 from distillery.openai_api import ApiError, ChatRequest, chat_completion, error_body, model_card, validation_error
 from distillery.prefix_cache import PrefixCachedRunner
-from distillery.predictor import PromptTooLong, ToolCaller
+from distillery.tasks.tool_calling.predictor import PromptTooLong, ToolCaller
 from distillery.spirit import Spirit, load_spirit
 from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.schema import Tool

@@ -15,7 +15,10 @@ from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from distillery.tasks.tool_calling.prompt import PAD, SPECIAL_TOKENS
+# A tiny student's prompt sections, whatever the task: the task's context (offered tools, a
+# label set), the request, then the answer, which the end token closes.
+TOOLS, USER, CALL, END, PAD = "<|tools|>", "<|user|>", "<|call|>", "<|end|>", "<|pad|>"
+SPECIAL_TOKENS = [PAD, TOOLS, USER, CALL, END]
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:

@@ -112,7 +112,7 @@ def caller_for(bottle: Bottle, grammar: bool | None = None):
         labels = bottle.metadata["labels"]
         return LabelPredictor(bottle.runner, bottle.tokenizer, bottle.prompt_format, labels["labels"],
                               labels["multi_label"])
-    from distillery.predictor import ToolCaller
+    from distillery.tasks.tool_calling.predictor import ToolCaller
 
     return ToolCaller.from_decoding(bottle.runner, bottle.tokenizer, bottle.prompt_format,
                                     bottle.metadata.get("decoding", {}), grammar=grammar)
@@ -167,7 +167,7 @@ def no_heads_error(where: str) -> DistilleryError:
 def taste_bottle(bottle: Bottle, heads: list[dict], samples: int = 10) -> dict:
     """Tasting notes of any artifact on `heads`: the pipeline's tasting, over the artifact's runner."""
     from distillery.tasks.tool_calling.catalog import parse_tools
-    from distillery.tasting import taste
+    from distillery.tasks.tool_calling.tasting import taste
 
     catalog = parse_tools(bottle.metadata["tools"], where="tools metadata")
     return taste(caller_for(bottle), heads, catalog, samples=samples)

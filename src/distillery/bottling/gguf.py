@@ -33,7 +33,7 @@ from distillery.errors import DistilleryError
 from distillery.spirit import Spirit, metadata_strings, parse_metadata, prompt_format
 from distillery.students.prompt_format import PromptFormat
 from distillery.tasks.tool_calling.grammar import calls_schema
-from distillery.tasks.tool_calling.prompt import SPECIAL_TOKENS
+from distillery.tokenizer import SPECIAL_TOKENS
 from distillery.tasks.tool_calling.schema import Tool
 
 _PREFIX = "distillery."

@@ -27,7 +27,7 @@ from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
 from distillery.spirit import Spirit, metadata_strings, parse_metadata, prompt_format
 from distillery.students.prompt_format import SYSTEM_SLOT, USER_SLOT, PromptFormat
-from distillery.tasks.tool_calling.prompt import CALL, TOOLS, USER
+from distillery.tokenizer import CALL, TOOLS, USER
 
 METADATA = "distillery.json"
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from distillery.bottling import onnx as onnx_bottle
 from distillery.errors import DistilleryError
-from distillery.tasks.tool_calling.prompt import CALL, END, SPECIAL_TOKENS, TOOLS, USER, render_tool
+from distillery.tasks.tool_calling.prompt import render_tool
+from distillery.tokenizer import CALL, END, SPECIAL_TOKENS, TOOLS, USER
 
 PAGE = Path(__file__).with_name("web_page")
 # Pinned: the page is tested against exactly these.

@@ -20,7 +20,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distillery.tasks.tool_calling.prompt import CALL, END, PAD, TOOLS, USER, render_tool
+from distillery.tasks.tool_calling.prompt import render_tool
+from distillery.tokenizer import CALL, END, PAD, TOOLS, USER
 from distillery.tasks.tool_calling.schema import Tool
 
 SYSTEM_SLOT, USER_SLOT = "\x00system\x00", "\x00user\x00"
@@ -101,7 +102,7 @@ class PromptFormat:
 def tiny_format(tokenizer, context: int) -> PromptFormat:
     """The format of a `tiny` student (and of every Spirit written before formats were stored)."""
     from distillery.tokenizer import whitespace_ids
-    from distillery.tasks.tool_calling.prompt import SPECIAL_TOKENS
+    from distillery.tokenizer import SPECIAL_TOKENS
 
     return PromptFormat(template="special", tools="signatures", end_id=tokenizer.token_to_id(END),
                         pad_id=tokenizer.token_to_id(PAD), context=context, json_style="compact",

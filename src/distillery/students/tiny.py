@@ -17,7 +17,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from distillery import tokenizer as bpe
 from distillery.students.base import Built
 from distillery.students.prompt_format import tiny_format
-from distillery.tasks.tool_calling.prompt import END, PAD, TOOLS
+from distillery.tokenizer import END, PAD, TOOLS
 
 
 def model_config(student: Any, vocab_size: int, special_ids: dict[str, int]) -> dict:

@@ -68,7 +68,7 @@ class ClassificationTask:
 
     def texts(self, examples: list[dict]) -> list[str]:
         # A tiny student's tokenizer is fitted to its prompts, written with its special tokens.
-        from distillery.tasks.tool_calling.prompt import CALL, END, TOOLS, USER
+        from distillery.tokenizer import CALL, END, TOOLS, USER
 
         context = label_context(self.labels)
         return [f"{TOOLS}{context}{USER}{data.request_text(ex).strip()}{CALL}"

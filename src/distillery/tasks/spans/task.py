@@ -151,7 +151,7 @@ class SpansTask:
     # -- the Still ---------------------------------------------------------------------------
     def texts(self, examples: list[dict]) -> list[str]:
         # A tiny student's tokenizer is fitted to its prompts, written with its special tokens.
-        from distillery.tasks.tool_calling.prompt import CALL, END, TOOLS, USER
+        from distillery.tokenizer import CALL, END, TOOLS, USER
 
         context = types_context(self.types)
         return [f"{TOOLS}{context}{USER}{ex['utterance'].strip()}{CALL}"

@@ -15,9 +15,7 @@ import json
 from typing import Any
 
 from distillery.tasks.tool_calling.schema import Param, Tool
-
-TOOLS, USER, CALL, END, PAD = "<|tools|>", "<|user|>", "<|call|>", "<|end|>", "<|pad|>"
-SPECIAL_TOKENS = [PAD, TOOLS, USER, CALL, END]
+from distillery.tokenizer import CALL, END, PAD, SPECIAL_TOKENS, TOOLS, USER  # noqa: F401 - used by importers
 
 _SHORT_TYPES = {"string": "str", "integer": "int", "number": "num", "boolean": "bool",
                 "array": "list", "object": "obj", "any": "any"}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distillery import mash, tasting
-from distillery.augment import Augmenter
-from distillery.predictor import ToolCaller
+from distillery.mash import normalize_utterance
+from distillery.tasks.tool_calling import mash, tasting
+from distillery.tasks.tool_calling.augment import Augmenter
 from distillery.tasks.tool_calling.metrics import PROOF_METRIC
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.tasks.tool_calling.prompt import render_completion, render_prompt
 from distillery.tasks.tool_calling.spans import copied_params
 from distillery.teachers.cost import check_budget_is_enforceable
@@ -34,14 +35,14 @@ class ToolCallingTask:
 
     # -- the Mash ----------------------------------------------------------------------------
     def offline_teacher(self):
-        from distillery.teachers.offline import OfflineTeacher
+        from distillery.tasks.tool_calling.offline import OfflineTeacher
 
         r = self.recipe
         return OfflineTeacher(self.catalog, seed=r.seed, no_call_ratio=r.mash.no_call_ratio,
                               parallel_ratio=r.mash.parallel_ratio)
 
     def replay_teacher(self, path: Path):
-        from distillery.teachers.replay import ReplayTeacher
+        from distillery.tasks.tool_calling.replay import ReplayTeacher
 
         return ReplayTeacher(path, set(self.tools_by_name))
 
@@ -54,7 +55,7 @@ class ToolCallingTask:
         return mash.build_mash(teacher, self.catalog, r.mash, run_dir, seed=r.seed, on_progress=on_progress)
 
     def group_key(self, example: dict) -> str:
-        return mash.normalize_utterance(example["utterance"])
+        return normalize_utterance(example["utterance"])
 
     # -- the Still ---------------------------------------------------------------------------
     def texts(self, examples: list[dict]) -> list[str]:

@@ -16,8 +16,8 @@ from typing import Any
 
 from distillery.tasks.tool_calling.schema import Param, Tool
 from distillery.tasks.tool_calling.spans import NUMBER_WORDS
-from distillery.teachers import entities
-from distillery.teachers import phrasing as P
+from distillery.tasks.tool_calling import entities
+from distillery.tasks.tool_calling import phrasing as P
 
 # Kinds whose value is free text: rendered last, quoted when anything follows them.
 FREE_TEXT = frozenset({"message", "title", "query", "task", "label", "music", "text"})

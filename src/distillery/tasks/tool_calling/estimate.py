@@ -14,8 +14,8 @@ import math
 from distillery.teachers import anthropic, gemini, openai
 from distillery.teachers.base import is_loopback
 from distillery.teachers.cost import price_for
-from distillery.teachers.offline import OfflineTeacher
-from distillery.teachers.toolgen import plan
+from distillery.tasks.tool_calling.offline import OfflineTeacher
+from distillery.tasks.tool_calling.toolgen import plan
 
 # Share of asked-for examples that pass the judge: strong models do better (then the estimate
 # errs high, the safe side for a budget), a 135M local model a little worse.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distillery.errors import DistilleryError
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.schema import Tool
 

@@ -8,9 +8,9 @@ parameter's words.
 from __future__ import annotations
 
 from distillery.tasks.tool_calling.schema import Param
-from distillery.teachers import entities
-from distillery.teachers import phrasing as P
-from distillery.teachers.offline_values import Value, clean_description, name_words, words
+from distillery.tasks.tool_calling import entities
+from distillery.tasks.tool_calling import phrasing as P
+from distillery.tasks.tool_calling.offline_values import Value, clean_description, name_words, words
 
 _SWITCH = frozenset({"enabled", "enable", "on", "active", "state", "power"})
 _BOOL_VERBS = frozenset({"avoid", "include", "repeat", "notify", "allow", "skip", "save", "send",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 
-from distillery.predictor import ToolCaller
+from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.tasks.tool_calling.metrics import (
     PROOF_METRIC,
     breakdown,

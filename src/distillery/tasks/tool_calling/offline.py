@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 
 from distillery.tasks.tool_calling.schema import Tool
-from distillery.teachers import entities
-from distillery.teachers import phrasing as P
-from distillery.teachers.clauses import clause_templates, is_switch, unit_word
-from distillery.teachers.offline_values import (
+from distillery.tasks.tool_calling import entities
+from distillery.tasks.tool_calling import phrasing as P
+from distillery.tasks.tool_calling.clauses import clause_templates, is_switch, unit_word
+from distillery.tasks.tool_calling.offline_values import (
     FREE_TEXT,
     ROLE_WORDS,
     Value,

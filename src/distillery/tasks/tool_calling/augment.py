@@ -24,7 +24,7 @@ import random
 import re
 from collections import defaultdict
 
-from distillery.mash import offer_tools
+from distillery.tasks.tool_calling.mash import offer_tools
 
 _SYLLABLES = ["ka", "lo", "mi", "ran", "te", "vo", "zu", "bel", "dor", "fi", "gan", "hu", "ix", "jo", "ne",
               "pra", "qui", "sol", "tam", "wen", "yr", "zel"]
