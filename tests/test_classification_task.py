@@ -61,9 +61,16 @@ def test_tool_settings_and_a_catalog_are_refused_for_classification(tmp_path):
     assert "tools: a classification task has no tool catalog" in str(err.value)
 
 
-def test_a_label_file_distills_into_a_classifier_that_beats_chance(tmp_path):
+@pytest.fixture(scope="module")
+def router(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("router")
     run = Run(recipe_from_dict(recipe(tmp_path), base_dir=tmp_path), runs_root=tmp_path / "runs")
     run.run()
+    return run
+
+
+def test_a_label_file_distills_into_a_classifier_that_beats_chance(router, tmp_path):
+    run = router
     notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
     assert notes["proof_metric"] == "macro_f1" and notes["proof"] == notes["metrics"]["macro_f1"]
     assert notes["proof"] >= 0.8  # chance is 1/3: a student that learned nothing fails here
@@ -99,3 +106,26 @@ def _write(tmp_path, data):
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def test_the_classifier_answers_the_openai_client_with_its_label_as_json(router):
+    import openai
+
+    from distillery.cellar import Cellar
+    from distillery.serve import create_app
+    from test_serve import Server
+
+    cellar = Cellar(router.dir / "served-cellar")
+    name = cellar.add(router.spirit_path())["name"]
+    server = Server(create_app(cellar))
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "play some jazz"}],
+                                               response_format={"type": "json_object"})
+        assert json.loads(reply.choices[0].message.content) == {"label": "music"}
+        assert reply.choices[0].finish_reason == "stop" and not reply.choices[0].message.tool_calls
+        with pytest.raises(openai.BadRequestError, match="calls no tools"):
+            client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}], tools=[
+                {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
+    finally:
+        server.stop()

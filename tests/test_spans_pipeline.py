@@ -3,6 +3,8 @@
 import json
 import random
 
+import pytest
+
 from typer.testing import CliRunner
 
 from distillery.cli import app
@@ -58,10 +60,17 @@ def test_the_offline_teacher_fills_a_mash_of_valid_spans(tmp_path):
     assert 0.05 < sum(not row["spans"] for row in rows) / len(rows) < 0.3  # some messages carry none
 
 
-def test_labelled_spans_distill_into_an_extractor_that_finds_them(tmp_path):
+@pytest.fixture(scope="module")
+def extractor(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("extractor")
     span_file(tmp_path / "spans.jsonl")
     run = Run(recipe(tmp_path, {"provider": "replay", "traces": "spans.jsonl"}), runs_root=tmp_path / "runs")
     run.run()
+    return run
+
+
+def test_labelled_spans_distill_into_an_extractor_that_finds_them(extractor):
+    run = extractor
     notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
     assert notes["proof_metric"] == "span_f1" and notes["proof"] == notes["metrics"]["span_f1"]
     # A student that learned nothing answers [] or junk: ~0 on both. This one finds the spans but
@@ -72,3 +81,26 @@ def test_labelled_spans_distill_into_an_extractor_that_finds_them(tmp_path):
     assert said.exit_code == 0
     spans = json.loads(said.stdout)["spans"]
     assert spans and all(s["text"] in "write to dana7@acme.io please" for s in spans)
+
+
+def test_the_extractor_answers_the_openai_client_with_spans_as_json(extractor):
+    import openai
+
+    from distillery.cellar import Cellar
+    from distillery.serve import create_app
+    from test_serve import Server
+
+    cellar = Cellar(extractor.dir / "served-cellar")
+    name = cellar.add(extractor.spirit_path())["name"]
+    server = Server(create_app(cellar))
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        text = "write to dana7@acme.io please"
+        reply = client.chat.completions.create(model=name, messages=[{"role": "user", "content": text}])
+        spans = json.loads(reply.choices[0].message.content)["spans"]
+        assert spans and all(s["type"] in TYPES and s["text"] in text for s in spans)
+        with pytest.raises(openai.BadRequestError, match="response_format"):
+            client.chat.completions.create(model=name, messages=[{"role": "user", "content": text}],
+                                           response_format={"type": "json_schema", "json_schema": {"name": "x"}})
+    finally:
+        server.stop()

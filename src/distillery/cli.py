@@ -217,9 +217,7 @@ def predict(
         if requests is not None or tools is not None:
             raise DistilleryError(f"{artifact}: a {task} Spirit answers one text at a time and offers no "
                                   "tools. Fix: `distillery predict SPIRIT \"your text\"`.")
-        prediction = caller.predict(utterance)
-        answer = {"label": prediction.label} if task == "classification" else {"spans": prediction.spans}
-        typer.echo(json.dumps(answer, ensure_ascii=False))
+        typer.echo(json.dumps(caller.predict(utterance).answer, ensure_ascii=False))
         return
     catalog = load_catalog(str(tools), Path.cwd()) if tools else parse_tools(loaded.metadata["tools"],
                                                                               where=f"{artifact} (tools)")

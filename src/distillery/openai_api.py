@@ -96,9 +96,10 @@ def _call_id() -> str:
 
 
 def chat_completion(*, model: str, calls: list[dict], finish_reason: str, prompt_tokens: int,
-                    completion_tokens: int, fingerprint: str) -> dict:
-    """The answer: tool calls (`finish_reason: "tool_calls"`), or an empty assistant message."""
-    message: dict[str, Any] = {"role": "assistant", "content": None if calls else "", "refusal": None}
+                    completion_tokens: int, fingerprint: str, content: str = "") -> dict:
+    """The answer: tool calls (`finish_reason: "tool_calls"`), or an assistant message with
+    `content` (empty for "no call"; another task's JSON answer)."""
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls else content, "refusal": None}
     if calls:
         message["tool_calls"] = [
             {"id": _call_id(), "type": "function",

@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from distillery.tasks import answerer_for
 from distillery.tasks.tool_calling.batch import last_user_message
 from distillery.cellar import Cellar, CellarError
 from distillery.decoding import TorchRunner
@@ -77,9 +78,25 @@ class LoadedSpirit:
         boundary = fmt.boundary_id(spirit.tokenizer)
         self.runner = (PrefixCachedRunner(spirit.model, boundary, prefix_cache, max_len=fmt.context)
                        if prefix_cache and boundary is not None else TorchRunner(spirit.model, fmt.context))
-        self.caller = ToolCaller.from_decoding(self.runner, spirit.tokenizer, fmt, spirit.decoding,
-                                               max_new_tokens=self.runner.max_len, grammar=True)
+        self.task = spirit.metadata.get("task", "tool_calling")
+        if self.task == "tool_calling":
+            self.caller = ToolCaller.from_decoding(self.runner, spirit.tokenizer, fmt, spirit.decoding,
+                                                   max_new_tokens=self.runner.max_len, grammar=True)
+        else:  # classification, spans: the answer is JSON in the message content
+            self.caller = answerer_for(spirit.metadata, self.runner, spirit.tokenizer, fmt)
         self.lock = threading.Lock()
+
+    def answer_text(self, utterance: str, *, deadline: float) -> tuple[dict, int, int]:
+        """A classification or spans Spirit's answer to `utterance`: (JSON answer, prompt and answer tokens)."""
+        caller = copy.copy(self.caller)
+        caller.model = counted = _Deadline(self.runner, deadline)
+        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceeded
+        try:
+            prediction = caller.predict(utterance)
+        finally:
+            self.lock.release()
+        return prediction.answer, prediction.prompt_tokens, counted.tokens
 
     def answer(self, utterance: str, tools: list[Tool], *, max_tokens: int | None, allow_none: bool = True,
                allow_parallel: bool = True, deadline: float) -> Answer:
@@ -315,14 +332,12 @@ def create_app(cellar: Cellar, *, api_key: str | None = None, max_body: int = MA
     def chat_completions(request: ChatRequest):
         deadline = time.monotonic() + timeout_s
         entry, loaded = resolve(request.model)
-        task = loaded.spirit.metadata.get("task", "tool_calling")
-        if task != "tool_calling":
-            raise ApiError(400, f"{entry['name']} is a {task} Spirit; serving it is not available in this version. "
-                                "Fix: run it with `distillery predict`.", param="model")
         try:
             utterance = last_user_message(request.messages, "messages")
         except DistilleryError as exc:
             raise ApiError(400, str(exc), param="messages") from None
+        if loaded.task != "tool_calling":
+            return _json_answer(request, entry, loaded, utterance, deadline, timeout_s)
         tools, allow_none = _tools_for(request, loaded.spirit)
         fingerprint = "spirit-" + loaded.sha256[:16]
         if request.tool_choice == "none" or not tools:
@@ -343,6 +358,31 @@ def create_app(cellar: Cellar, *, api_key: str | None = None, max_body: int = MA
 
     app.add_middleware(Guard, api_key=api_key, max_body=max_body)
     return app
+
+
+def _json_answer(request: ChatRequest, entry: dict, loaded: LoadedSpirit, utterance: str, deadline: float,
+                 timeout_s: float) -> dict:
+    """A classification or spans Spirit answers with its JSON answer as the message content, which
+    is what `response_format: {"type": "json_object"}` asks for. Tools and a json_schema response
+    format would do nothing here, so they are refused."""
+    shape = '{"label": ...}' if loaded.task == "classification" else '{"spans": [{"type", "text"}]}'
+    if request.tools:
+        raise ApiError(400, f"{entry['name']} is a {loaded.task} Spirit and calls no tools. Fix: leave out tools.",
+                       param="tools")
+    wanted = (request.model_extra or {}).get("response_format")
+    kind = wanted.get("type") if isinstance(wanted, dict) else None
+    if wanted is not None and kind not in ("text", "json_object"):
+        raise ApiError(400, f"{entry['name']} always answers {shape}; response_format {kind!r} cannot change "
+                            "that. Fix: `response_format: {\"type\": \"json_object\"}` or leave it out.",
+                       param="response_format")
+    try:
+        answer, prompt_tokens, completion_tokens = loaded.answer_text(utterance, deadline=deadline)
+    except DeadlineExceeded:
+        raise ApiError(504, f"no answer within the server's limit of {timeout_s:g} s per request. Fix: retry, or "
+                            "start the server with a longer --timeout.", type="timeout_error", code="timeout") from None
+    return chat_completion(model=entry["name"], calls=[], finish_reason="stop", prompt_tokens=prompt_tokens,
+                           completion_tokens=completion_tokens, fingerprint="spirit-" + loaded.sha256[:16],
+                           content=json.dumps(answer, ensure_ascii=False))
 
 
 def is_loopback(host: str) -> bool:

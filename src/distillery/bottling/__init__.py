@@ -102,16 +102,10 @@ def open_artifact(path: Path, threads: int | None = None) -> Bottle:
 def caller_for(bottle: Bottle, grammar: bool | None = None):
     """What answers requests over the bottle's runner, decoding as the Spirit's metadata says: a
     ToolCaller, or for a classification Spirit a LabelPredictor."""
-    if bottle.metadata.get("task") == "spans":
-        from distillery.tasks.spans.task import SpanPredictor
+    if bottle.metadata.get("task", "tool_calling") != "tool_calling":
+        from distillery.tasks import answerer_for
 
-        return SpanPredictor(bottle.runner, bottle.tokenizer, bottle.prompt_format, bottle.metadata["labels"]["types"])
-    if bottle.metadata.get("task") == "classification":
-        from distillery.tasks.classification.predictor import LabelPredictor
-
-        labels = bottle.metadata["labels"]
-        return LabelPredictor(bottle.runner, bottle.tokenizer, bottle.prompt_format, labels["labels"],
-                              labels["multi_label"])
+        return answerer_for(bottle.metadata, bottle.runner, bottle.tokenizer, bottle.prompt_format)
     from distillery.tasks.tool_calling.predictor import ToolCaller
 
     return ToolCaller.from_decoding(bottle.runner, bottle.tokenizer, bottle.prompt_format,

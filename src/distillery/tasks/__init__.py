@@ -25,3 +25,20 @@ def task_for(recipe):
 
         return SpansTask(recipe)
     raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def answerer_for(metadata: dict, runner, tokenizer, fmt):
+    """What answers requests for a Spirit (or bottle) of a task other than tool calling, over
+    `runner`: a LabelPredictor (classification) or a SpanPredictor (spans); their `predict(text)`
+    gives `.answer`, the JSON-ready answer."""
+    kind = metadata.get("task")
+    if kind == "classification":
+        from distillery.tasks.classification.predictor import LabelPredictor
+
+        labels = metadata["labels"]
+        return LabelPredictor(runner, tokenizer, fmt, labels["labels"], labels["multi_label"])
+    if kind == "spans":
+        from distillery.tasks.spans.task import SpanPredictor
+
+        return SpanPredictor(runner, tokenizer, fmt, metadata["labels"]["types"])
+    raise ValueError(f"no answerer for a {kind!r} Spirit")

@@ -29,6 +29,10 @@ class LabelPrediction:
     unfinished: bool = False
     prompt_tokens: int = 0
 
+    @property
+    def answer(self) -> dict:
+        return {"label": self.label}
+
 
 def label_context(labels: dict[str, str]) -> str:
     """The label set as the prompt shows it: one `label: what it means` per line."""

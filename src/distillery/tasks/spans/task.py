@@ -36,6 +36,10 @@ class SpanPrediction:
     unfinished: bool = False
     prompt_tokens: int = 0
 
+    @property
+    def answer(self) -> dict:
+        return {"spans": self.spans}
+
 
 def types_context(types: dict[str, str]) -> str:
     return "\n".join(f"{name}: {meaning}" for name, meaning in types.items())
