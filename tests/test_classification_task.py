@@ -129,3 +129,77 @@ def test_the_classifier_answers_the_openai_client_with_its_label_as_json(router)
                 {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
     finally:
         server.stop()
+
+
+class FakeLabeller:
+    """An OpenAI-compatible teacher that labels by keyword, and gets every tenth input wrong."""
+
+    def __init__(self):
+        self.bodies = []
+
+    def handler(self, request):
+        import httpx
+
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        text = body["messages"][-1]["content"]
+        label = next(name for name, words in (("weather", ("rain", "forecast", "sunny", "cold", "temperature",
+                                                            "umbrella")), ("music", ("play", "music", "hear",
+                                                            "playlist", "songs")), ("timer", ("")))
+                     if any(w and w in text for w in words) or name == "timer")
+        if int(text.rsplit("#", 1)[1]) % 10 == 3:
+            label = "timer" if label != "timer" else "music"  # the teacher's mistake
+        content = json.dumps({"label": label})
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "model": body["model"],
+                                         "choices": [{"index": 0, "finish_reason": "stop",
+                                                      "message": {"role": "assistant", "content": content}}],
+                                         "usage": {"prompt_tokens": 60, "completion_tokens": 6, "total_tokens": 66}})
+
+
+def test_an_llm_teacher_labels_the_inputs_and_its_mistakes_show_as_inherited(tmp_path, monkeypatch):
+    import httpx
+
+    from distillery import pipeline
+
+    fake = FakeLabeller()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+    monkeypatch.setattr(pipeline, "make_teacher", lambda r, **kw: pipeline.OpenAITeacher(
+        model=r.teacher.model, base_url=r.teacher.base_url, key_env=None, transport=httpx.MockTransport(fake.handler)))
+    data = recipe(tmp_path)
+    (tmp_path / "inputs.jsonl").write_text("\n".join(
+        json.dumps({k: v for k, v in json.loads(line).items() if k != "label"})  # the truth only
+        for line in (tmp_path / "labelled.jsonl").read_text().splitlines()) + "\n")
+    data["teacher"] = {"provider": "openai", "model": "gpt-4o-mini"}
+    data["mash"]["inputs"] = "inputs.jsonl"
+    run = Run(recipe_from_dict(data, base_dir=tmp_path), runs_root=tmp_path / "runs")
+    run.run()
+    assert len(fake.bodies) == 240 and fake.bodies[0]["temperature"] == 0.0
+    assert "response_format" in fake.bodies[0] and "weather: asks about the weather" in \
+        fake.bodies[0]["messages"][0]["content"]
+    mash = [json.loads(line) for line in (run.dir / "mash.jsonl").read_text().splitlines()]
+    wrong = [ex for ex in mash if ex["label"] != ex["expected"]]
+    assert len(wrong) == 24 and all(ex["teacher"]["model"] == "gpt-4o-mini" for ex in mash)
+    verdict = json.loads((run.dir / "tasting" / "notes.json").read_text())["verdict"]
+    assert 0.8 < verdict["teacher_accuracy"] < 1.0
+    assert verdict["errors"]["inherited"] + verdict["student_fixes"] == round((1 - verdict["teacher_accuracy"]) *
+                                                                              verdict["n"])
+    # A second run asks nothing: every answer is in the journal.
+    fake.bodies.clear()
+    shutil_run = Run(recipe_from_dict({**data, "version": 2}, base_dir=tmp_path), runs_root=tmp_path / "runs")
+    (tmp_path / "runs" / "router-v2").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(run.dir / "journal", tmp_path / "runs" / "router-v2" / "journal")
+    shutil_run.run(until="mash")
+    assert fake.bodies == []
+
+
+def test_an_llm_teacher_needs_inputs_and_tool_recipes_refuse_them(tmp_path):
+    data = recipe(tmp_path)
+    data["teacher"] = {"provider": "openai"}
+    with pytest.raises(RecipeError, match="mash.inputs: missing; the openai teacher labels your inputs"):
+        recipe_from_dict(data, base_dir=tmp_path)
+    data["teacher"] = {"provider": "replay", "traces": "labelled.jsonl"}
+    data["mash"]["inputs"] = "labelled.jsonl"
+    with pytest.raises(RecipeError, match="mash.inputs: only an LLM teacher"):
+        recipe_from_dict(data, base_dir=tmp_path)

@@ -269,3 +269,31 @@ def test_llama_cpp_answers_with_a_schema_and_every_rejected_answer_says_why(kill
         reason = json.loads(reject)["reason"]
         assert reason.split(":")[0] in {"truncated", "invalid_json", "bad_structure", "duplicate", "unknown_tool",
                                         "unknown_argument", "missing_required", "wrong_type", "not_in_enum"}
+
+
+def test_smollm2_labels_the_router_questions_and_its_mistakes_are_counted_as_inherited(llama_server, tmp_path):
+    """examples/routing.yaml with its teacher block changed to the llama.cpp server: a 135M
+    labeller is often wrong, and every student error it caused is counted as inherited."""
+    import yaml
+
+    from distillery.pipeline import Run
+
+    lines = (EXAMPLES / "routing" / "questions.jsonl").read_text().splitlines()[:60]
+    (tmp_path / "questions.jsonl").write_text("\n".join(lines) + "\n")
+    data = yaml.safe_load((EXAMPLES / "routing.yaml").read_text())
+    data["teacher"] = {"provider": "openai", "base_url": llama_server, "model": "smollm2-135m", "max_tokens": 20,
+                       "concurrency": CONCURRENCY}
+    data["mash"] = {"total_examples": 60, "inputs": "questions.jsonl"}
+    data["cuts"] = {"hearts": 0.5, "heads": 0.5}
+    data["still"] = {"epochs": 2, "batch_size": 16}
+    (tmp_path / "routing.yaml").write_text(yaml.safe_dump(data))
+    run = Run(load_recipe(tmp_path / "routing.yaml"), runs_root=tmp_path / "runs")
+    run.run()
+    mash = [json.loads(line) for line in (run.dir / "mash.jsonl").read_text().splitlines()]
+    rejects = (run.dir / "mash.rejects.jsonl").read_text().splitlines()
+    assert len(mash) + len(rejects) == 60 and len(mash) >= 30  # the schema keeps most answers to a label
+    assert all(ex["teacher"]["model"] == "smollm2-135m" for ex in mash)
+    verdict = json.loads((run.dir / "tasting" / "notes.json").read_text())["verdict"]
+    wrong = verdict["n"] - round(verdict["teacher_accuracy"] * verdict["n"])
+    assert wrong > 0, "a 135M labeller is never right on every routing question"
+    assert verdict["errors"]["inherited"] + verdict["student_fixes"] == wrong

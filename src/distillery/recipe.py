@@ -137,6 +137,9 @@ class MashConfig(Section):
     tools_per_call: ToolsPerCall = Field(default_factory=ToolsPerCall, description="Tools shown per request.")
     no_call_ratio: float = Field(0.1, ge=0, le=0.9, description="Share of requests that need no tool.")
     parallel_ratio: float = Field(0.0, ge=0, le=1, description="Share of requests that need 2+ calls.")
+    inputs: str | None = Field(None, description=(
+        "classification with an LLM teacher: your inputs for it to label, JSON Lines like a labelled file "
+        "(`question`, optional `conversation_context` and `expected`), relative to the recipe."))
 
     @model_validator(mode="after")
     def _shares_fit(self) -> MashConfig:
@@ -444,9 +447,19 @@ class Recipe(Section):
     def _tool_settings_only_for_tools(self) -> Recipe:
         # Settings that only tool calling reads are refused for another task: they would do nothing.
         if self.task.kind == "tool_calling":
+            if self.mash.inputs:
+                _check([("mash.inputs", "a tool-calling teacher writes its own requests from the catalog; "
+                                        "`inputs` would do nothing. Fix: remove it.")])
             return self
         problems = [] if self.tools is None else [("tools", f"a {self.task.kind} task has no tool catalog. "
                                                              "Fix: remove `tools`.")]
+        llm = self.teacher.provider not in ("offline", "replay")
+        if self.task.kind == "classification" and llm and not self.mash.inputs:
+            problems.append(("mash.inputs", f"missing; the {self.teacher.provider} teacher labels your inputs. Fix: "
+                                            "add e.g. `inputs: questions.jsonl` (one {\"question\": ...} a line)."))
+        if self.mash.inputs and not (self.task.kind == "classification" and llm):
+            problems.append(("mash.inputs", "only an LLM teacher of a classification task labels inputs (replay "
+                                            "reads `teacher.traces`). Fix: remove it."))
         for section, names in _TOOL_SETTINGS.items():
             given = getattr(self, section).model_fields_set
             problems += [(f"{section}.{name}", f"only tool calling reads it; a {self.task.kind} task would "
@@ -486,6 +499,12 @@ class Recipe(Section):
     def source(self) -> Path | None:
         """The recipe file, or None for a recipe built in memory."""
         return self._source
+
+    @property
+    def inputs_path(self) -> Path | None:
+        """`mash.inputs` resolved against the recipe's folder."""
+        inputs = self.mash.inputs
+        return None if inputs is None else (self._base_dir or Path.cwd()) / Path(inputs).expanduser()
 
     @property
     def traces_path(self) -> Path | None:
@@ -572,6 +591,9 @@ def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | No
         catalog = _load_tools(data["tools"], base_dir, problems)
     if "teacher" not in bad and isinstance(teacher.get("traces"), str):
         _file_exists("teacher.traces", teacher["traces"], base_dir, problems)
+    mash_data = data.get("mash") if isinstance(data.get("mash"), dict) else {}
+    if "mash" not in bad and isinstance(mash_data.get("inputs"), str):
+        _file_exists("mash.inputs", mash_data["inputs"], base_dir, problems)
     if recipe is not None and recipe.student.base is not None:
         try:
             resolve_base(recipe.student.base, base_dir)

@@ -65,6 +65,16 @@ class LabelledFile:
         return candidate
 
 
+class Listed:
+    """Candidates already made (an LLM's labels), handed to `build_mash` one at a time."""
+
+    def __init__(self, candidates: list[dict]):
+        self.candidates = candidates
+
+    def candidate(self, index: int) -> dict | None:
+        return self.candidates[index] if index < len(self.candidates) else None
+
+
 def request_text(example: dict) -> str:
     """The text the student reads: the conversation so far, then the request."""
     context = example.get("context")
@@ -117,7 +127,7 @@ def build_mash(teacher, labels: list[str], multi_label: bool, mash_cfg, run_dir:
             if "expected" in candidate:
                 teacher_checked += 1
                 teacher_right += same(candidate["label"], candidate["expected"])
-            accepted.append({"id": f"m{index - 1:06d}", **candidate})
+            accepted.append({"id": f"m{index - 1:06d}", **{k: v for k, v in candidate.items() if k != "said"}})
             stats.accepted += 1
         if on_progress:
             on_progress(stats)

@@ -52,10 +52,19 @@ class ClassificationTask:
         return data.LabelledFile(path)
 
     def build_mash(self, teacher, run_dir: Path, on_progress=None):
-        if hasattr(teacher, "complete"):
-            raise TeacherError("an LLM teacher for classification is not available in this version. Fix: "
-                               "`teacher: {provider: replay, traces: FILE}` with your labelled inputs.")
         r = self.recipe
+        if hasattr(teacher, "complete"):  # an LLM labels `mash.inputs`, through the journal
+            from distillery.tasks.classification.labeller import label_inputs
+            from distillery.teachers.cost import BudgetReached, check_budget_is_enforceable
+
+            inputs = _inputs(r.inputs_path)
+            try:
+                labelled = label_inputs(teacher, inputs, self.labels, self.multi_label, r.teacher, run_dir / "journal",
+                                        price=check_budget_is_enforceable(r.teacher, teacher.model))
+            except BudgetReached:
+                raise TeacherError(f"teacher.budget_usd (${r.teacher.budget_usd:g}) reached. Fix: raise it and run "
+                                   "again; every answer paid for is in the journal and not paid again.") from None
+            teacher = data.Listed(labelled)
         return data.build_mash(teacher, self.names, self.multi_label, r.mash, run_dir, seed=r.seed,
                                on_progress=on_progress)
 
@@ -150,6 +159,14 @@ class ClassificationTask:
             line += (f"  teacher {v['teacher_accuracy']:.3f} vs student {v['student_accuracy']:.3f}: {v['verdict']} "
                      f"({v['errors']['inherited']} inherited, {v['errors']['compression']} compression errors)")
         return line
+
+
+def _inputs(path: Path) -> list[dict]:
+    """`mash.inputs`: the texts to label (and their `expected` answers where given); a `label`
+    already in the file is not the teacher's, so it is not kept."""
+    source = data.LabelledFile(path)
+    found = (source.candidate(i) for i in range(len(source.lines)))
+    return [{k: v for k, v in ex.items() if k not in ("label", "teacher")} for ex in found]
 
 
 def _pick(rows: list[dict], n: int) -> list[dict]:
