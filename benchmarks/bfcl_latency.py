@@ -27,7 +27,7 @@ from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.spirit import load_spirit
 from distillery.tasks.tool_calling import bfcl
 from distillery.tasks.tool_calling.catalog import parse_tools
-from distillery.tasks.tool_calling.tasting import percentile
+from distillery.tasks.base import percentile
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ from distillery.jsonl import read_jsonl
 from distillery.serve import LoadedSpirit
 from distillery.spirit import file_sha256, load_spirit, read_metadata
 from distillery.tasks.tool_calling.prompt import render_prompt
-from distillery.tasks.tool_calling.tasting import percentile
+from distillery.tasks.base import percentile
 from distillery.tokenizer import encode_prompt, whitespace_ids
 
 

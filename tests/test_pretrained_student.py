@@ -207,7 +207,7 @@ def test_a_killed_lora_still_resumes_from_its_adapters_and_ends_where_an_unbroke
     from transformers import AutoModelForCausalLM
 
     from distillery import still
-    from distillery.recipe import LoraSettings
+    from distillery.recipe_sections import LoraSettings
     from distillery.students.pretrained import PretrainedStudent
     from test_still import cfg, pairs
 

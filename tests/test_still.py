@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from distillery import still
-from distillery.recipe import StillConfig
+from distillery.recipe_sections import StillConfig
 from distillery.students.base import count_params
 from distillery.students.tiny import build_model, model_config
 

@@ -45,3 +45,42 @@ def remember(seen: set[str], utterance: str) -> None:
     included, a near-identical request ("please set a timer" after "set a timer") is a duplicate."""
     seen.add(normalize_utterance(utterance))
     seen.add("~" + near_key(utterance))
+
+
+def seen_before(seen: set[str], utterance: str) -> bool:
+    """Whether `utterance`, or a near-identical one, was accepted already (see `remember`)."""
+    return normalize_utterance(utterance) in seen or "~" + near_key(utterance) in seen
+
+
+def collect(teacher, total: int, judge, *, request=lambda example: example["utterance"], limit: int | None = None,
+            on_progress=None) -> tuple[MashStats, list[dict], list[dict]]:
+    """Draw candidates from a teacher that makes them itself (offline, replay, labels already
+    asked for) until `total` are accepted, `limit` candidates were drawn, or it runs out.
+
+    `judge(candidate)` returns (reason, None) to reject, or (None, example) to accept; an example
+    whose `request(example)` text is already in the Mash is a duplicate.
+    Returns the stats, the accepted examples (with their ids) and the rejects.
+    """
+    stats, seen, accepted, rejected = MashStats(), set(), [], []
+    index = 0
+    while stats.accepted < total and (limit is None or index < limit):
+        candidate = teacher.candidate(index)
+        if candidate is None:  # a teacher with a fixed supply ran out
+            stats.exhausted = True
+            break
+        stats.candidates += 1
+        reason, example = judge(candidate)
+        if reason is None and seen_before(seen, request(example)):
+            reason = "duplicate: the same request is already in the Mash"
+        if reason:
+            rejected.append({"index": index, "reason": reason, "candidate": candidate})
+            stats.rejected += 1
+            stats.reasons[reason.split(":", 1)[0]] += 1
+        else:
+            remember(seen, request(example))
+            accepted.append({"id": f"m{index:06d}", **example})
+            stats.accepted += 1
+        index += 1
+        if on_progress:
+            on_progress(stats)
+    return stats, accepted, rejected

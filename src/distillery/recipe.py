@@ -19,15 +19,10 @@ from pydantic_core import PydanticCustomError
 
 from distillery.errors import CatalogError, RecipeError, StudentError
 from distillery.recipe_messages import explain, report, show
-from distillery.recipe_sections import (  # noqa: F401 - the sections are part of this module's API
-    LORA_TARGETS,
-    PLANNED_TASKS,
-    SUPPORTED_TASKS,
+from distillery.recipe_sections import (
     BottlingConfig,
     CutsConfig,
-    LoraSettings,
     MashConfig,
-    PriceConfig,
     Section,
     SpiritConfig,
     StillConfig,
@@ -35,7 +30,6 @@ from distillery.recipe_sections import (  # noqa: F401 - the sections are part o
     TaskConfig,
     TastingConfig,
     TeacherConfig,
-    ToolsPerCall,
     _check,
 )
 from distillery.students.sources import resolve_base

@@ -12,9 +12,30 @@ task's own (`calls` for tool calling, `label` for classification).
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def latency_ms(latencies: list[float]) -> dict:
+    """The notes' `latency_ms`: p50 and p95 of the per-request times."""
+    return {"p50": round(statistics.median(latencies), 2) if latencies else 0.0,
+            "p95": round(percentile(latencies, 0.95), 2)}
+
+
+def wrong_first(rows: list[dict], n: int) -> list[dict]:
+    """Samples for the notes: the wrong answers first, then right ones, in the heads' order."""
+    return ([r for r in rows if r["verdict"] != "exact"] + [r for r in rows if r["verdict"] == "exact"])[:n]
 
 
 class Predictor(Protocol):

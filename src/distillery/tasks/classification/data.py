@@ -16,7 +16,7 @@ from pathlib import Path
 
 from distillery.errors import TeacherError
 from distillery.jsonl import write_jsonl
-from distillery.mash import MashStats, near_key, normalize_utterance
+from distillery.mash import MashStats, collect
 
 INPUT_KEYS = ("utterance", "input", "question", "text")  # where a line's input may be
 CONTEXT_KEYS = ("context", "conversation_context")
@@ -96,46 +96,26 @@ def check_answer(answer: object, labels: list[str], multi_label: bool) -> str | 
 def build_mash(teacher, labels: list[str], multi_label: bool, mash_cfg, run_dir: Path, *, seed: int,
                on_progress=None) -> MashStats:
     """Take the teacher's labelled examples until `mash_cfg.total_examples`; write both JSONL files."""
-    stats, seen, accepted, rejected = MashStats(), set(), [], []
-    teacher_right = teacher_checked = 0
-    index = 0
-    while stats.accepted < mash_cfg.total_examples:
-        candidate = teacher.candidate(index)
-        if candidate is None:
-            stats.exhausted = True
-            break
-        index += 1
-        stats.candidates += 1
-        reason = None
+
+    def judge(candidate: dict) -> tuple[str | None, dict | None]:
         text = candidate.get("utterance")
         if not isinstance(text, str) or not text.strip():
-            reason = "bad_structure: no input text"
-        else:
-            reason = check_answer(candidate.get("label"), labels, multi_label)
-            if reason is None and "expected" in candidate:
-                reason = check_answer(candidate["expected"], labels, multi_label)
-                reason = reason and reason.replace(":", ": expected", 1)
-            key = normalize_utterance(request_text(candidate))
-            if reason is None and (key in seen or "~" + near_key(request_text(candidate)) in seen):
-                reason = "duplicate: the same input is already in the Mash"
-        if reason:
-            rejected.append({"index": index - 1, "reason": reason, "candidate": candidate})
-            stats.rejected += 1
-            stats.reasons[reason.split(":", 1)[0]] += 1
-        else:
-            seen.update({normalize_utterance(request_text(candidate)), "~" + near_key(request_text(candidate))})
-            if "expected" in candidate:
-                teacher_checked += 1
-                teacher_right += same(candidate["label"], candidate["expected"])
-            accepted.append({"id": f"m{index - 1:06d}", **{k: v for k, v in candidate.items() if k != "said"}})
-            stats.accepted += 1
-        if on_progress:
-            on_progress(stats)
+            return "bad_structure: no input text", None
+        reason = check_answer(candidate.get("label"), labels, multi_label)
+        if reason is None and "expected" in candidate:
+            reason = check_answer(candidate["expected"], labels, multi_label)
+            reason = reason and reason.replace(":", ": expected", 1)
+        return reason, None if reason else {k: v for k, v in candidate.items() if k != "said"}
+
+    # Two examples are the same request when their context and input are (`request_text`).
+    stats, accepted, rejected = collect(teacher, mash_cfg.total_examples, judge, request=request_text,
+                                        on_progress=on_progress)
+    graded = [same(ex["label"], ex["expected"]) for ex in accepted if "expected" in ex]
+    stats.teacher_accuracy = sum(graded) / len(graded) if graded else None
     random.Random(f"{seed}:order").shuffle(accepted)  # a file sorted by label must not cut by label
     run_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(run_dir / "mash.rejects.jsonl", rejected)
     write_jsonl(run_dir / "mash.jsonl", accepted)
-    stats.teacher_accuracy = teacher_right / teacher_checked if teacher_checked else None
     return stats
 
 

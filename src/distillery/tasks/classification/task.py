@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 from pathlib import Path
 
 from distillery import comparison
 from distillery.errors import TeacherError
 from distillery.mash import normalize_utterance
+from distillery.tasks.base import latency_ms, wrong_first
 from distillery.tasks.classification import data
 from distillery.tasks.classification.metrics import confusion_png, label_scores
 from distillery.tasks.classification.predictor import LabelPredictor, answer_text, label_context
@@ -127,15 +127,14 @@ class ClassificationTask:
                           if row["f1"] >= 0.8],
             "weaknesses": [f"{label}: F1 {row['f1']:.2f} on {row['support']} cases" for label, row in ranked[::-1][:3]
                            if row["f1"] < 0.8],
-            "samples": _pick(rows, samples),
+            "samples": wrong_first(rows, samples),
             "per_label": per_label,
             "confusion": confusion,
             "tables": [{"title": "Per label", "header": ["label", "n", "precision", "recall", "F1"],
                         "rows": [[label, row["support"], f"{row['precision']:.2f}", f"{row['recall']:.2f}",
                                   f"{row['f1']:.2f}"] for label, row in per_label.items()]}],
             "pictures": {"confusion.png": confusion_png(confusion)},
-            "latency_ms": {"p50": round(statistics.median(latencies), 2),
-                           "p95": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2)},
+            "latency_ms": latency_ms(latencies),
             "unfinished": 0,
             "predictions": rows,
         }
@@ -167,9 +166,3 @@ def _inputs(path: Path) -> list[dict]:
     source = data.LabelledFile(path)
     found = (source.candidate(i) for i in range(len(source.lines)))
     return [{k: v for k, v in ex.items() if k not in ("label", "teacher")} for ex in found]
-
-
-def _pick(rows: list[dict], n: int) -> list[dict]:
-    """Samples for the notes: the wrong ones first, then right ones, in head order."""
-    wrong = [r for r in rows if r["verdict"] != "exact"]
-    return (wrong + [r for r in rows if r["verdict"] == "exact"])[:n]

@@ -9,7 +9,6 @@ never write a value that is not there. The proof is span-F1 (exact type and text
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 from distillery.decoding import as_runner, greedy_decode
 from distillery.errors import TeacherError
 from distillery.jsonl import write_jsonl
-from distillery.mash import MashStats, near_key, normalize_utterance
+from distillery.mash import collect, normalize_utterance
+from distillery.tasks.base import latency_ms, wrong_first
 from distillery.tasks.spans.metrics import span_scores
 from distillery.tasks.spans.offline import OfflineSpanTeacher, SpanType
 from distillery.tasks.tool_calling.grammar import CallGrammar
@@ -119,31 +119,18 @@ class SpansTask:
         if hasattr(teacher, "complete"):
             raise TeacherError("an LLM teacher for span extraction is not available in this version. Fix: "
                                "`teacher: {provider: offline}` or `{provider: replay, traces: FILE}`.")
-        stats, seen, accepted, rejected = MashStats(), set(), [], []
-        total, index = self.recipe.mash.total_examples, 0
-        while stats.accepted < total and index < 20 * total:
-            candidate = teacher.candidate(index)
-            if candidate is None:
-                stats.exhausted = True
-                break
-            index += 1
-            stats.candidates += 1
+        types = self.types
+
+        def judge(candidate: dict) -> tuple[str | None, dict | None]:
             text = next((candidate[k] for k in TEXT_KEYS if isinstance(candidate.get(k), str)), None)
-            reason = "bad_structure: no text" if not text or not text.strip() else \
-                check_spans(candidate.get("spans"), text, self.types)
-            if reason is None and (normalize_utterance(text) in seen or "~" + near_key(text) in seen):
-                reason = "duplicate: the same text is already in the Mash"
-            if reason:
-                rejected.append({"index": index - 1, "reason": reason, "candidate": candidate})
-                stats.rejected += 1
-                stats.reasons[reason.split(":", 1)[0]] += 1
-            else:
-                seen.update({normalize_utterance(text), "~" + near_key(text)})
-                accepted.append({"id": f"m{index - 1:06d}", "utterance": text, "spans": candidate["spans"],
-                                 "teacher": candidate.get("teacher", {})})
-                stats.accepted += 1
-            if on_progress:
-                on_progress(stats)
+            if not text or not text.strip():
+                return "bad_structure: no text", None
+            reason = check_spans(candidate.get("spans"), text, types)
+            return reason, None if reason else {"utterance": text, "spans": candidate["spans"],
+                                                "teacher": candidate.get("teacher", {})}
+
+        total = self.recipe.mash.total_examples
+        stats, accepted, rejected = collect(teacher, total, judge, limit=20 * total, on_progress=on_progress)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(run_dir / "mash.rejects.jsonl", rejected)
         write_jsonl(run_dir / "mash.jsonl", accepted)
@@ -195,7 +182,6 @@ class SpansTask:
                 for ex, g, s in zip(heads, gold, said)]
         latencies = [p.latency_ms for p in predictions]
         ranked = sorted(per_type.items(), key=lambda kv: (-kv[1]["f1"], kv[0]))
-        wrong = [r for r in rows if r["verdict"] != "exact"]
         return {
             "proof": metrics[self.proof_metric],
             "proof_metric": self.proof_metric,
@@ -205,13 +191,12 @@ class SpansTask:
                           if row["f1"] >= 0.8],
             "weaknesses": [f"{t}: F1 {row['f1']:.2f} on {row['support']} spans" for t, row in ranked[::-1][:3]
                            if row["f1"] < 0.8],
-            "samples": (wrong + [r for r in rows if r["verdict"] == "exact"])[:samples],
+            "samples": wrong_first(rows, samples),
             "per_type": per_type,
             "tables": [{"title": "Per type", "header": ["type", "spans", "precision", "recall", "F1", "partial F1"],
                         "rows": [[t, row["support"], f"{row['precision']:.2f}", f"{row['recall']:.2f}",
                                   f"{row['f1']:.2f}", f"{row['partial_f1']:.2f}"] for t, row in per_type.items()]}],
-            "latency_ms": {"p50": round(statistics.median(latencies), 2),
-                           "p95": round(sorted(latencies)[int(0.95 * (len(latencies) - 1))], 2)},
+            "latency_ms": latency_ms(latencies),
             "unfinished": 0,
             "predictions": rows,
         }

@@ -7,8 +7,8 @@ a Spirit that hides its weaknesses cannot be trusted.
 
 from __future__ import annotations
 
-import statistics
 
+from distillery.tasks.base import latency_ms
 from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.tasks.tool_calling.metrics import (
     PROOF_METRIC,
@@ -17,15 +17,6 @@ from distillery.tasks.tool_calling.metrics import (
     strengths_and_weaknesses,
 )
 from distillery.tasks.tool_calling.schema import Tool
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def pick_samples(rows: list[dict], n: int) -> list[dict]:
@@ -71,8 +62,7 @@ def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples
         "weaknesses": weaknesses,
         "samples": pick_samples(rows, samples),
         "breakdown": parts,
-        "latency_ms": {"p50": round(statistics.median(latencies), 2) if latencies else 0.0,
-                       "p95": round(percentile(latencies, 0.95), 2)},
+        "latency_ms": latency_ms(latencies),
         "unfinished": unfinished,  # constrained outputs that ran out of tokens and became "no call"
         "predictions": rows,
     }
