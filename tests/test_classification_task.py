@@ -59,6 +59,13 @@ def test_tool_settings_and_a_catalog_are_refused_for_classification(tmp_path):
         recipe_from_dict(data, base_dir=tmp_path)
     assert "mash.no_call_ratio: only tool calling reads it" in str(err.value)
     assert "tools: a classification task has no tool catalog" in str(err.value)
+    data = recipe(tmp_path)
+    data["tasting"] = {"grammar": False}
+    data["teacher"]["temperature"] = 0.5
+    with pytest.raises(RecipeError) as err:
+        recipe_from_dict(data, base_dir=tmp_path)
+    assert "tasting.grammar: a classification Spirit always decodes" in str(err.value)
+    assert "teacher.temperature: labels are asked for greedily" in str(err.value)
 
 
 @pytest.fixture(scope="module")

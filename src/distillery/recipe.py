@@ -113,6 +113,18 @@ class Recipe(Section):
             given = getattr(self, section).model_fields_set
             problems += [(f"{section}.{name}", f"only tool calling reads it; a {self.task.kind} task would "
                                                "ignore it. Fix: remove it.") for name in names if name in given]
+        # What these tasks do not read either: their decoding is always constrained (a label of the
+        # set, spans of the input), an LLM labels one input a request, greedily.
+        if "grammar" in self.tasting.model_fields_set:
+            problems.append(("tasting.grammar", f"a {self.task.kind} Spirit always decodes within its answers "
+                                                "(labels, spans of the input); the setting would do nothing. "
+                                                "Fix: remove it."))
+        if "examples_per_call" in self.mash.model_fields_set:
+            problems.append(("mash.examples_per_call", f"a {self.task.kind} teacher gives one example a request "
+                                                       "(or none: replay). Fix: remove it."))
+        if "temperature" in self.teacher.model_fields_set:
+            problems.append(("teacher.temperature", "labels are asked for greedily (temperature 0), so the same "
+                                                    "input gets the same label. Fix: remove it."))
         if problems:
             raise PydanticCustomError("recipe_checks", "{text}", {"text": "; ".join(m for _, m in problems),
                                                                     "problems": problems})
