@@ -97,9 +97,10 @@ def distill(args, questions: list[dict], work: Path) -> Path:
     return run.spirit_path()
 
 
-def evaluate(name: str, caller, questions: list[dict], category: str) -> dict:
-    """BFCL scores of one model on the questions (each asked with its own functions)."""
-    right, named, latencies, reasons, samples = 0, 0, [], Counter(), []
+def evaluate(name: str, caller, questions: list[dict], category: str, answers: Path | None = None) -> dict:
+    """BFCL scores of one model on the questions (each asked with its own functions); `answers`,
+    when given, gets every question's answer and verdict as JSON Lines, for reading the misses."""
+    right, named, latencies, reasons, samples, rows = 0, 0, [], Counter(), [], []
     for i, q in enumerate(questions):
         tools = parse_tools(q["functions"], where=q["id"]) if q["functions"] else []
         prediction = caller.predict(q["utterance"], tools)
@@ -107,6 +108,8 @@ def evaluate(name: str, caller, questions: list[dict], category: str) -> dict:
         right += problem is None
         named += bfcl.names_right(prediction.calls, q["answers"])
         latencies.append(prediction.latency_ms)
+        rows.append({"id": q["id"], "utterance": q["utterance"], "predicted": prediction.calls,
+                     "expected": q["answers"], "why": problem})
         if problem:
             reasons[problem.split(":")[0]] += 1
             if len(samples) < 8:
@@ -114,6 +117,8 @@ def evaluate(name: str, caller, questions: list[dict], category: str) -> dict:
                                 "raw_output": prediction.text, "expected": q["answers"], "why": problem})
         if (i + 1) % 25 == 0 or i + 1 == len(questions):
             console.print(f"[dim]{name}: {i + 1}/{len(questions)}, AST {right / (i + 1):.3f}[/dim]")
+    if answers is not None:
+        answers.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     n = len(questions)
     return {"ast_accuracy": right / n, "tool_name_accuracy": named / n,
             "p50_ms": round(statistics.median(latencies), 2), "n": n,
@@ -124,7 +129,7 @@ def run_student(spirit_path: Path, questions: list[dict], category: str) -> dict
     spirit = load_spirit(spirit_path)
     # Decoded as the Spirit says it is deployed (grammar, parameters copied from the request).
     caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, spirit.decoding)
-    result = evaluate("student", caller, questions, category)
+    result = evaluate("student", caller, questions, category, answers=spirit_path.parent / "bfcl_answers.jsonl")
     return {**result, "params": count_params(spirit.model), "size_bytes": spirit_path.stat().st_size,
             "grammar": caller.grammar is not None, "spirit": str(spirit_path)}
 
@@ -165,6 +170,20 @@ def print_table(report: dict) -> None:
     Console(width=110).print(table)
 
 
+def _commit() -> str | None:
+    """The code the row was measured on (a dirty tree says so)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True,
+                               cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--category", required=True, choices=CATEGORIES)
@@ -202,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             student["eval_seconds"] = round(time.perf_counter() - t0, 1)
             student["distill_seconds"] = round(distill_seconds, 1)
             student["per_function"], student["epochs"] = args.per_function, args.epochs
+            student["commit"] = _commit()
             if not args.runs:
                 student.pop("spirit")  # it goes with the temporary folder
         baseline = {"smollm2": {"skipped": "--skip-smollm2"}, "smollm2_grammar": {"skipped": "--skip-smollm2"}}

@@ -96,6 +96,18 @@ def load(url: str, model: str, bodies: list[dict], clients: int) -> dict:
             "p95_ms": round(percentile(latencies, 0.95), 1)}
 
 
+class Turn:
+    """One request as serve's chat turn decodes it (Task.chat_turn): these tools, no tool_choice."""
+
+    reply = None
+
+    def __init__(self, utterance: str, tools: list):
+        self.utterance, self.tools = utterance, tools
+
+    def run(self, caller):
+        return caller.predict(self.utterance, self.tools)
+
+
 def largest_catalog(spirit, heads: list[dict]) -> list:
     """The Spirit's tools, in order, as many as fit its context with every head and room to answer."""
     skip, longest = whitespace_ids(spirit.tokenizer), max((h["utterance"] for h in heads), key=len)
@@ -125,7 +137,7 @@ def prefix_cache(spirit_path: Path, heads: list[dict], threads: int) -> list[dic
         for i, head in enumerate(heads):
             for label in (("cold", "warm") if i % 2 else ("warm", "cold")):
                 start = time.perf_counter()
-                loaded[label].answer(head["utterance"], fixed, max_tokens=None, deadline=time.monotonic() + 60)
+                loaded[label].answer(Turn(head["utterance"], fixed), deadline=time.monotonic() + 60)
                 times[label].append((time.perf_counter() - start) * 1000)
             # The prompt read alone (the time to the first token), which is what the cache shortens.
             ids = encode_prompt(spirit.tokenizer, render_prompt(head["utterance"], fixed), skip)
@@ -157,7 +169,7 @@ def decoders(spirit_path: Path, heads: list[dict], threads: int) -> dict:
 
     def answer_all(one: LoadedSpirit, share: list) -> None:
         for utterance, tools in share:
-            one.answer(utterance, tools, max_tokens=None, deadline=time.monotonic() + 60)
+            one.answer(Turn(utterance, tools), deadline=time.monotonic() + 60)
 
     for one in loaded:  # warm: every catalog read once, as in a running server
         answer_all(one, work)

@@ -57,7 +57,7 @@ def test_tool_settings_and_a_catalog_are_refused_for_classification(tmp_path):
     data["tools"] = [{"name": "f", "description": "", "parameters": {"type": "object", "properties": {}}}]
     with pytest.raises(RecipeError) as err:
         recipe_from_dict(data, base_dir=tmp_path)
-    assert "mash.no_call_ratio: only tool calling reads it" in str(err.value)
+    assert "mash.no_call_ratio: only a tool_calling task reads it" in str(err.value)
     assert "tools: a classification task has no tool catalog" in str(err.value)
     data = recipe(tmp_path)
     data["tasting"] = {"grammar": False}
@@ -65,7 +65,7 @@ def test_tool_settings_and_a_catalog_are_refused_for_classification(tmp_path):
     with pytest.raises(RecipeError) as err:
         recipe_from_dict(data, base_dir=tmp_path)
     assert "tasting.grammar: a classification Spirit always decodes" in str(err.value)
-    assert "teacher.temperature: labels are asked for greedily" in str(err.value)
+    assert "teacher.temperature: a replayed file is not sampled" in str(err.value)
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,45 @@ def test_a_label_file_distills_into_a_classifier_that_beats_chance(router, tmp_p
     runner = CliRunner()
     said = runner.invoke(app, ["predict", str(spirit), "will it rain in Oslo tomorrow"])
     assert said.exit_code == 0 and json.loads(said.stdout) == {"label": "weather"}
-    refused = runner.invoke(app, ["bottle", str(spirit), "--format", "hf", "--out", str(tmp_path / "b")])
-    assert refused.exit_code == 2 and "not available" in refused.output
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text('{"id": 1, "text": "play some jazz"}\n{"id": "b", "messages": [{"role": "user", '
+                        '"content": "set a timer for 5 minutes"}]}\n')
+    rows = runner.invoke(app, ["predict", str(spirit), "--input", str(requests)])
+    assert rows.exit_code == 0, rows.output
+    assert [{k: v for k, v in json.loads(line).items() if k != "latency_ms"} for line in rows.stdout.splitlines()] \
+        == [{"id": 1, "label": "music"}, {"id": "b", "label": "timer"}]
+    refused = runner.invoke(app, ["predict", str(spirit), "play jazz", "--no-grammar"])
+    assert refused.exit_code == 2 and "always decodes within its answers" in refused.output
+
+
+@pytest.mark.parametrize("fmt", ["hf", "onnx", "gguf", "pt"])
+def test_every_bottle_of_the_classifier_answers_as_the_spirit(router, tmp_path, fmt):
+    runner = CliRunner()
+    made = runner.invoke(app, ["bottle", str(router.spirit_path()), "--format", fmt, "--out", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    out = json.loads(made.stdout)
+    assert out["same_calls_as_spirit"] == 1.0 and out["difference"] == 0.0 and "macro_f1" in out
+    said = runner.invoke(app, ["predict", out["bottle"], "will it rain in Oslo tomorrow"])
+    assert said.exit_code == 0 and json.loads(said.stdout) == {"label": "weather"}
+    tasted = runner.invoke(app, ["taste", out["bottle"]])  # on the heads the bottle carries
+    assert tasted.exit_code == 0, tasted.output
+    assert json.loads(tasted.stdout)["macro_f1"] == out["macro_f1"]
+    if fmt == "hf":  # the label set is in the chat template: transformers alone writes the Spirit's prompt
+        from transformers import AutoTokenizer
+
+        from distillery.spirit import load_spirit
+
+        spirit = load_spirit(router.spirit_path())
+        text = AutoTokenizer.from_pretrained(out["bottle"]).apply_chat_template(
+            [{"role": "user", "content": "play jazz"}], tokenize=False)
+        assert text == spirit.format.framed("play jazz", spirit.task.fixed_context())
+        assert "text-classification" in (tmp_path / "router-hf" / "README.md").read_text()
+
+
+def test_a_classifier_has_no_web_page(router, tmp_path):
+    refused = CliRunner().invoke(app, ["bottle", str(router.spirit_path()), "--format", "web", "--out",
+                                       str(tmp_path)])
+    assert refused.exit_code == 2 and "answers tool calls only" in refused.output
 
 
 def test_an_offline_teacher_cannot_label_and_says_what_to_do(tmp_path):
@@ -201,11 +238,77 @@ def test_an_llm_teacher_labels_the_inputs_and_its_mistakes_show_as_inherited(tmp
     assert fake.bodies == []
 
 
-def test_an_llm_teacher_needs_inputs_and_tool_recipes_refuse_them(tmp_path):
+class FakeWriter:
+    """An OpenAI-compatible teacher that writes the examples it is asked for: `n` messages of the
+    label the request names, one in ten given the wrong label (a teacher's mistake)."""
+
+    def __init__(self):
+        self.bodies = []
+
+    def handler(self, request):
+        import httpx
+
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        ask = body["messages"][-1]["content"]
+        label = next(name for name in LABELS if f"clearly `{name}`" in ask)
+        n = body["response_format"]["json_schema"]["schema"]["properties"]["examples"]["maxItems"]
+        rng = random.Random(len(self.bodies))
+        examples = []
+        for i in range(n):
+            text = rng.choice(WORDS[label]).format(c=rng.choice(CITIES), g=rng.choice(GENRES), n=rng.randint(1, 99))
+            said = label if (len(self.bodies) + i) % 10 else list(LABELS)[(list(LABELS).index(label) + 1) % 3]
+            examples.append({"text": f"{text} ({len(self.bodies)}.{i})", "label": said})
+        content = json.dumps({"examples": examples})
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "model": body["model"],
+                                         "choices": [{"index": 0, "finish_reason": "stop",
+                                                      "message": {"role": "assistant", "content": content}}],
+                                         "usage": {"prompt_tokens": 200, "completion_tokens": 300,
+                                                   "total_tokens": 500}})
+
+
+def test_an_llm_teacher_writes_examples_per_label_and_estimate_counts_its_requests(tmp_path, monkeypatch):
+    import httpx
+
+    from distillery import pipeline
+    from distillery.tasks import task_for
+
+    fake = FakeWriter()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+    monkeypatch.setattr(pipeline, "make_teacher", lambda r, **kw: pipeline.OpenAITeacher(
+        model=r.teacher.model, base_url=r.teacher.base_url, key_env=None, transport=httpx.MockTransport(fake.handler)))
     data = recipe(tmp_path)
-    data["teacher"] = {"provider": "openai"}
-    with pytest.raises(RecipeError, match="mash.inputs: missing; the openai teacher labels your inputs"):
+    data["teacher"] = {"provider": "openai", "model": "gpt-4o-mini"}
+    data["mash"] = {"total_examples": 60, "examples_per_call": 10}
+    r = recipe_from_dict(data, base_dir=tmp_path)
+    guess = task_for(r).estimate()
+    run = Run(r, runs_root=tmp_path / "runs")
+    run.run(until="mash")
+    assert guess["requests"] == len(fake.bodies) == 6  # two rounds of the three labels, ten examples each
+    assert guess["usd"] > 0 and fake.bodies[0]["temperature"] == r.teacher.temperature
+    mash = [json.loads(line) for line in (run.dir / "mash.jsonl").read_text().splitlines()]
+    assert len(mash) == 60
+    # The label is what the teacher said, not what it was asked for; every label has its share.
+    said = {name: sum(ex["label"] == name for ex in mash) for name in LABELS}
+    assert all(15 <= count <= 25 for count in said.values()), said
+    assert sum(ex["label"] != ex["asked_for"] for ex in mash) == 6
+    assert all(ex["teacher"]["model"] == "gpt-4o-mini" and ex["utterance"] for ex in mash)
+
+
+def test_generation_and_labelling_each_refuse_what_the_other_reads(tmp_path):
+    data = recipe(tmp_path)
+    # An LLM without inputs writes examples: it samples, examples_per_call a request.
+    data["teacher"] = {"provider": "openai", "temperature": 0.8}
+    data["mash"]["examples_per_call"] = 5
+    assert recipe_from_dict(data, base_dir=tmp_path).mash.examples_per_call == 5
+    # An LLM with inputs labels them, one a request, greedily.
+    (tmp_path / "inputs.jsonl").write_text('{"question": "is it sunny"}\n')
+    data["mash"]["inputs"] = "inputs.jsonl"
+    with pytest.raises(RecipeError) as err:
         recipe_from_dict(data, base_dir=tmp_path)
+    assert "mash.examples_per_call: only an LLM teacher that writes examples reads it" in str(err.value)
+    assert "teacher.temperature: labels are asked for greedily" in str(err.value)
+    del data["mash"]["examples_per_call"]
     data["teacher"] = {"provider": "replay", "traces": "labelled.jsonl"}
     data["mash"]["inputs"] = "labelled.jsonl"
     with pytest.raises(RecipeError, match="mash.inputs: only an LLM teacher"):

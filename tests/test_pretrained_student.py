@@ -14,6 +14,7 @@ from distillery.pipeline import Run
 from distillery.recipe import load_recipe
 from distillery.spirit import load_spirit
 from distillery.students import sources
+from distillery.tasks.tool_calling.prompt import prompt_ids
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +143,7 @@ def test_serve_answers_with_a_lora_spirit_as_predict_does_and_the_prefix_cache_c
     cached = PrefixCachedRunner(spirit.model, fmt.boundary_id(spirit.tokenizer), max_len=fmt.context)
     for head in heads:
         tools = [by_name[n] for n in head["tools"]]
-        ids = fmt.prompt_ids(spirit.tokenizer, head["utterance"], tools)
+        ids = prompt_ids(fmt, spirit.tokenizer, head["utterance"], tools)
         plain = TorchRunner(spirit.model, fmt.context).start(ids)
         assert (cached.start(ids) - plain).abs().max() < 1e-4
     assert cached.misses >= 1
@@ -161,7 +162,7 @@ def test_serve_answers_with_a_lora_spirit_as_predict_does_and_the_prefix_cache_c
             got = [{"name": c.function.name, "arguments": json.loads(c.function.arguments)}
                    for c in message.tool_calls or []]
             assert got == caller.predict(head["utterance"], tools).calls
-            assert reply.usage.prompt_tokens == len(fmt.prompt_ids(spirit.tokenizer, head["utterance"], tools))
+            assert reply.usage.prompt_tokens == len(prompt_ids(fmt, spirit.tokenizer, head["utterance"], tools))
     finally:
         server.stop()
 

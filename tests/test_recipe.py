@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel
 
 import distillery.recipe as recipe_module
+import distillery.tasks.tool_calling.task as tool_task
 from distillery.errors import CatalogError, RecipeError
 from distillery.recipe import Recipe, load_recipe, recipe_from_dict
 from distillery.tasks.tool_calling.schema import Param, Tool
@@ -285,7 +286,7 @@ def test_catalog_error_becomes_recipe_error(tmp_path, monkeypatch):
     def broken(spec, base_dir):
         raise CatalogError("tool 'x' has no name")
 
-    monkeypatch.setattr(recipe_module, "_load_catalog", broken)
+    monkeypatch.setattr(tool_task, "load_catalog", broken)
     message = problems(write(tmp_path, MINIMAL))
     assert message == f"{tmp_path / 'recipe.yaml'} has 1 problem:\n  tools: tool 'x' has no name"
 
@@ -297,7 +298,7 @@ def test_catalog_loader_gets_the_spec_and_recipe_folder(tmp_path, monkeypatch):
         seen.append((spec, base_dir))
         return [Tool("ping", params=(Param("host", "string", required=True),))]
 
-    monkeypatch.setattr(recipe_module, "_load_catalog", fake)
+    monkeypatch.setattr(tool_task, "load_catalog", fake)
     recipe = load_recipe(write(tmp_path, MINIMAL))
     assert seen == [("tools.json", tmp_path)]
     assert [tool.name for tool in recipe.catalog] == ["ping"]

@@ -104,3 +104,22 @@ def test_the_extractor_answers_the_openai_client_with_spans_as_json(extractor):
                                            response_format={"type": "json_schema", "json_schema": {"name": "x"}})
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("fmt", ["hf", "onnx", "gguf"])
+def test_every_bottle_of_the_extractor_finds_the_spirits_spans(extractor, tmp_path, fmt):
+    runner = CliRunner()
+    made = runner.invoke(app, ["bottle", str(extractor.spirit_path()), "--format", fmt, "--out", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    out = json.loads(made.stdout)
+    assert out["same_calls_as_spirit"] == 1.0 and out["difference"] == 0.0 and "span_f1" in out
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text('{"id": 1, "text": "write to dana7@acme.io please"}\n{"id": 2, "text": "nothing today"}\n')
+    rows = runner.invoke(app, ["predict", out["bottle"], "--input", str(requests)])
+    assert rows.exit_code == 0, rows.output
+    answers = [json.loads(line) for line in rows.stdout.splitlines()]
+    assert [a["id"] for a in answers] == [1, 2] and all(s["text"] in "write to dana7@acme.io please"
+                                                        for s in answers[0]["spans"])
+    if fmt == "gguf":  # llama.cpp's grammar of the answer: the declared types only
+        gbnf = (tmp_path / "contacts.gbnf").read_text()
+        assert '"\\"email\\""' in gbnf and '"\\"phone\\""' in gbnf

@@ -41,3 +41,45 @@ def test_traces_become_the_mash_and_bad_ones_are_rejected_with_a_reason(tmp_path
         7: "duplicate: utterance already in the Mash",
     }
     assert not (run.dir / "journal").exists()  # nothing was asked of anyone
+
+
+def test_a_judged_trace_teaches_only_its_right_answers_and_the_notes_give_the_verdict(tmp_path):
+    """Traces that say what was right (`expected`): the logged assistant is a teacher being judged."""
+    import json
+    import random
+
+    from distillery.tasks import task_for
+
+    shutil.copy(EXAMPLES / "needle_tools.json", tmp_path / "needle_tools.json")
+    rng, lines = random.Random(0), []
+    for i in range(160):
+        minutes = rng.randint(2, 90)
+        said = minutes + 1 if i % 8 == 0 else minutes  # one answer in eight is the teacher's mistake
+        call = {"function": {"name": "set_timer", "arguments": json.dumps({"duration_minutes": said})}}
+        lines.append(json.dumps({
+            "messages": [{"role": "user", "content": f"{rng.choice(['set', 'start', 'run'])} a timer for {minutes} "
+                                                     f"minutes #{i}"},
+                         {"role": "assistant", "tool_calls": [call]}],
+            "expected": [{"name": "set_timer", "arguments": {"duration_minutes": minutes}}]}))
+    (tmp_path / "traces.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "r.yaml").write_text(
+        "name: judged\ntools: needle_tools.json\nteacher: {provider: replay, traces: traces.jsonl}\n"
+        "mash: {total_examples: 160, tools_per_call: {min: 2, max: 3}}\ncuts: {hearts: 0.75, heads: 0.25}\n"
+        "student: {d_model: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1, d_ff: 64, max_seq_len: 256, "
+        "vocab_size: 512}\nstill: {epochs: 1, batch_size: 16}\n")
+    recipe = load_recipe(tmp_path / "r.yaml")
+    run = Run(recipe, runs_root=tmp_path / "runs")
+    run.run()
+    mash = read_jsonl(run.dir / "mash.jsonl")
+    assert len(mash) >= 150 and 15 <= sum(ex["calls"] != ex["expected"] for ex in mash) <= 20  # a few near-duplicates
+    hearts = read_jsonl(run.dir / "cuts" / "hearts.jsonl")
+    taught = task_for(recipe).epoch_examples(hearts, seed=0)(0)
+    wrong = sum(ex["calls"][0]["arguments"] != ex["expected"][0]["arguments"] for ex in hearts)
+    assert wrong > 0 and len(taught) == len(hearts) - wrong  # the mistakes are never taught
+    heads = read_jsonl(run.dir / "cuts" / "heads.jsonl")
+    notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
+    verdict = notes["verdict"]
+    right = sum(ex["calls"][0]["arguments"] == ex["expected"][0]["arguments"] for ex in heads)
+    assert verdict["n"] == len(heads) and verdict["teacher_accuracy"] == right / len(heads)
+    assert verdict["errors"]["inherited"] + verdict["student_fixes"] == len(heads) - right
+    assert "Teacher vs student" in (run.dir / "tasting" / "notes.md").read_text()

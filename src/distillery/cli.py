@@ -90,11 +90,12 @@ def mash(recipe: Path = RecipeArg, runs: Path = RunsOpt):
 def estimate(recipe: Path = RecipeArg,
              as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON.")):
     """Print the Mash's teacher requests, tokens, dollars and time, before anything is sent."""
+    from distillery.estimate import describe
     from distillery.recipe import load_recipe
-    from distillery.tasks.tool_calling import estimate as estimates
+    from distillery.tasks import task_for
 
-    numbers = estimates.estimate(load_recipe(recipe))
-    typer.echo(json.dumps(numbers, indent=2) if as_json else estimates.describe(numbers))
+    numbers = task_for(load_recipe(recipe)).estimate()
+    typer.echo(json.dumps(numbers, indent=2) if as_json else describe(numbers))
 
 
 @app.command()
@@ -169,12 +170,12 @@ def bottle_command(
                       markup=False, highlight=False)
         typer.echo(json.dumps({"bottle": str(path)}, indent=2))
         return
+    proof = notes["proof_metric"]  # exact_call_accuracy for tool calling
     typer.echo(json.dumps({
         "bottle": str(path), "tasting_notes": str(notes_path(path)), "format": fmt, "quantize": quantize,
         "size_bytes": notes["size_bytes"], "n_eval": notes["n_eval"],
-        "exact_call_accuracy": notes["metrics"]["exact_call_accuracy"],
-        "spirit_exact_call_accuracy": notes["spirit"]["metrics"]["exact_call_accuracy"],
-        "difference": notes["exact_call_accuracy_difference"], "same_calls_as_spirit": notes["same_calls_as_spirit"],
+        proof: notes["metrics"][proof], f"spirit_{proof}": notes["spirit"]["metrics"][proof],
+        "difference": notes[f"{proof}_difference"], "same_calls_as_spirit": notes["same_calls_as_spirit"],
     }, indent=2))
 
 
@@ -188,15 +189,15 @@ def predict(
                                 "llama.cpp (.gguf): the runtime the artifact must run in."),
     grammar: bool = typer.Option(True, "--grammar/--no-grammar",
                                  help="Constrain decoding to calls the offered tools accept."),
-    input_path: Path = typer.Option(None, "--input", help='JSON Lines of {"id", "utterance" or "messages", "tools"}.'),
+    input_path: Path = typer.Option(None, "--input", help='JSON Lines of {"id", "utterance" or "messages", "tools"}; for a '
+                                    'classification or spans Spirit {"id", "text"}.'),
     output: Path = typer.Option(None, "--output", help="Where --input's answers go (default: standard output)."),
 ):
     """Print the calls the Spirit (or any bottle of it) makes for UTTERANCE, as JSON; or answer every
     line of --input, loading the model once. Needs nothing but the artifact."""
-    from distillery.tasks.tool_calling.batch import predict_all, read_requests
     from distillery.bottling import RUNTIMES, caller_for, open_artifact
     from distillery.jsonl import write_jsonl
-    from distillery.tasks.tool_calling.catalog import load_catalog, parse_tools
+    from distillery.tasks import task_of
 
     if (utterance is None) == (input_path is None) or (output is not None and input_path is None):
         raise DistilleryError("predict takes one request as UTTERANCE, or a file of them as --input "
@@ -204,25 +205,17 @@ def predict(
                               "or `distillery predict my.spirit --input requests.jsonl --output answers.jsonl`.")
     if runtime is not None and runtime not in set(RUNTIMES.values()):
         raise DistilleryError(f"--runtime {runtime!r} is not a runtime. Fix: use torch, onnx or llama.cpp.")
-    requests = read_requests(input_path) if input_path else None
     loaded = open_artifact(artifact)
     if runtime is not None and RUNTIMES[loaded.format] != runtime:
         wanted = {"torch": "hf", "onnx": "onnx", "llama.cpp": "gguf"}[runtime]
         raise DistilleryError(f"{artifact}: this {loaded.format} artifact runs in {RUNTIMES[loaded.format]}, not "
                               f"{runtime}. Fix: bottle the Spirit for {runtime} (`distillery bottle SPIRIT "
                               f"--format {wanted} --out DIR`) and predict with that bottle.")
+    task = task_of(loaded.metadata, str(artifact))
+    context = task.request_context(tools)  # the offered tools: --tools, or the Spirit's own
     caller = caller_for(loaded, grammar=grammar)
-    task = loaded.metadata.get("task", "tool_calling")
-    if task != "tool_calling":
-        if requests is not None or tools is not None:
-            raise DistilleryError(f"{artifact}: a {task} Spirit answers one text at a time and offers no "
-                                  "tools. Fix: `distillery predict SPIRIT \"your text\"`.")
-        typer.echo(json.dumps(caller.predict(utterance).answer, ensure_ascii=False))
-        return
-    catalog = load_catalog(str(tools), Path.cwd()) if tools else parse_tools(loaded.metadata["tools"],
-                                                                              where=f"{artifact} (tools)")
-    if requests is not None:
-        rows = predict_all(caller, requests, catalog)
+    if input_path is not None:
+        rows = task.predict_rows(caller, input_path, context)
         if output is None:
             for row in rows:
                 typer.echo(json.dumps(row, ensure_ascii=False))
@@ -230,11 +223,12 @@ def predict(
             write_jsonl(output, rows)
             err.print(f"{len(rows)} answers written to {output}")
         return
-    prediction = caller.predict(utterance, catalog)
-    if prediction.calls is None:
-        err.print(f"the student's output is not a list of calls: {prediction.text!r}")
+    prediction = task.ask(caller, utterance, context)
+    answer = task.answer_json(prediction)
+    if answer is None:
+        err.print(f"the student's output is not an answer: {prediction.text!r}")
         raise typer.Exit(1)
-    typer.echo(json.dumps(prediction.calls, ensure_ascii=False))
+    typer.echo(json.dumps(answer, ensure_ascii=False))
 
 
 @app.command()

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
+from distillery.errors import DistilleryError
+
 
 class ApiError(Exception):
     """An answer with an OpenAI-style error object: {"error": {"message", "type", "param", "code"}}."""
@@ -47,7 +49,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1, max_length=256)
-    # Checked further by batch.last_user_message: the answer is to the last user message.
+    # Checked further by last_user_message (below): the answer is to the last user message.
     messages: list[dict[str, Any]] = Field(min_length=1)
     tools: list[Any] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
@@ -119,3 +121,21 @@ def chat_completion(*, model: str, calls: list[dict], finish_reason: str, prompt
 
 def model_card(name: str, created: int, **extra: Any) -> dict:
     return {"id": name, "object": "model", "created": created, "owned_by": "distillery", **extra}
+
+
+def last_user_message(messages: object, where: str) -> str:
+    """The text of the last user message in OpenAI chat `messages` (string or text parts)."""
+    if not isinstance(messages, list):
+        raise DistilleryError(f'{where}: "messages" must be a list of chat messages. '
+                              'Fix: e.g. "messages": [{"role": "user", "content": "..."}].')
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts: keep the text ones
+                content = " ".join(p.get("text", "") for p in content
+                                   if isinstance(p, dict) and p.get("type") == "text")
+            if isinstance(content, str) and content.strip():
+                return content
+            break
+    raise DistilleryError(f'{where}: "messages" has no user message with text. '
+                          'Fix: end with e.g. {"role": "user", "content": "set a timer for 5 minutes"}.')

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from distillery.errors import CatalogError, RecipeError, StudentError
+from distillery.errors import RecipeError, StudentError
 from distillery.recipe_messages import explain, report, show
 from distillery.recipe_sections import (
     BottlingConfig,
@@ -33,13 +33,10 @@ from distillery.recipe_sections import (
     _check,
 )
 from distillery.students.sources import resolve_base
-from distillery.tasks.tool_calling.schema import Tool
+from distillery.tasks import DEFAULT_KIND, KINDS, load_context, recipe_problems
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _SECTIONS = ("teacher", "mash", "student", "cuts", "still", "tasting", "spirit", "bottling")
-# Fields of the generic sections that only tool calling reads (they move under `task:` in time).
-_TOOL_SETTINGS = {"mash": ("tools_per_call", "no_call_ratio", "parallel_ratio"),
-                  "still": ("value_swap", "tool_drop", "reoffer"), "tasting": ("copy_values", "abstain")}
 
 
 class Recipe(Section):
@@ -61,7 +58,7 @@ class Recipe(Section):
     spirit: SpiritConfig = Field(default_factory=SpiritConfig, description=SpiritConfig.__doc__)
     bottling: BottlingConfig = Field(default_factory=BottlingConfig, description=BottlingConfig.__doc__)
 
-    _catalog: list[Tool] = PrivateAttr(default_factory=list)
+    _catalog: list = PrivateAttr(default_factory=list)
     _source: Path | None = PrivateAttr(None)
     _base_dir: Path | None = PrivateAttr(None)
 
@@ -93,38 +90,9 @@ class Recipe(Section):
         return {"kind": task} if isinstance(task, str) else task
 
     @model_validator(mode="after")
-    def _tool_settings_only_for_tools(self) -> Recipe:
-        # Settings that only tool calling reads are refused for another task: they would do nothing.
-        if self.task.kind == "tool_calling":
-            if self.mash.inputs:
-                _check([("mash.inputs", "a tool-calling teacher writes its own requests from the catalog; "
-                                        "`inputs` would do nothing. Fix: remove it.")])
-            return self
-        problems = [] if self.tools is None else [("tools", f"a {self.task.kind} task has no tool catalog. "
-                                                             "Fix: remove `tools`.")]
-        llm = self.teacher.provider not in ("offline", "replay")
-        if self.task.kind == "classification" and llm and not self.mash.inputs:
-            problems.append(("mash.inputs", f"missing; the {self.teacher.provider} teacher labels your inputs. Fix: "
-                                            "add e.g. `inputs: questions.jsonl` (one {\"question\": ...} a line)."))
-        if self.mash.inputs and not (self.task.kind == "classification" and llm):
-            problems.append(("mash.inputs", "only an LLM teacher of a classification task labels inputs (replay "
-                                            "reads `teacher.traces`). Fix: remove it."))
-        for section, names in _TOOL_SETTINGS.items():
-            given = getattr(self, section).model_fields_set
-            problems += [(f"{section}.{name}", f"only tool calling reads it; a {self.task.kind} task would "
-                                               "ignore it. Fix: remove it.") for name in names if name in given]
-        # What these tasks do not read either: their decoding is always constrained (a label of the
-        # set, spans of the input), an LLM labels one input a request, greedily.
-        if "grammar" in self.tasting.model_fields_set:
-            problems.append(("tasting.grammar", f"a {self.task.kind} Spirit always decodes within its answers "
-                                                "(labels, spans of the input); the setting would do nothing. "
-                                                "Fix: remove it."))
-        if "examples_per_call" in self.mash.model_fields_set:
-            problems.append(("mash.examples_per_call", f"a {self.task.kind} teacher gives one example a request "
-                                                       "(or none: replay). Fix: remove it."))
-        if "temperature" in self.teacher.model_fields_set:
-            problems.append(("teacher.temperature", "labels are asked for greedily (temperature 0), so the same "
-                                                    "input gets the same label. Fix: remove it."))
+    def _settings_of_the_task(self) -> Recipe:
+        # Every setting must do something for this task kind: the kind says what it cannot honour.
+        problems = recipe_problems(self)
         if problems:
             raise PydanticCustomError("recipe_checks", "{text}", {"text": "; ".join(m for _, m in problems),
                                                                     "problems": problems})
@@ -132,13 +100,9 @@ class Recipe(Section):
 
     @field_validator("tools", mode="before")
     @classmethod
-    def _catalog_spec(cls, tools: Any, info: ValidationInfo) -> Any:
+    def _catalog_spec(cls, tools: Any) -> Any:
         if tools is None or tools == "" or tools == []:
-            task = info.data.get("task")
-            if task is not None and task.kind == "tool_calling":
-                _check([("", "missing; a tool_calling recipe needs a tool catalog. "
-                             "Fix: add e.g. `tools: tools.json` (OpenAI tools format) or an inline list.")])
-            return None
+            return None  # whether the task needs a catalog is the task's check
         if isinstance(tools, list) and all(isinstance(tool, dict) for tool in tools):
             return tools
         if isinstance(tools, str):
@@ -147,8 +111,8 @@ class Recipe(Section):
                      "or a list of tool definitions.")])
 
     @property
-    def catalog(self) -> list[Tool]:
-        """The tools, loaded from `tools` when the recipe was built."""
+    def catalog(self) -> list:
+        """The tools (a tool-calling task's catalog), loaded from `tools` when the recipe was built."""
         return self._catalog
 
     @property
@@ -247,14 +211,15 @@ def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | No
             problems.extend(explain(error))
     bad = {path.split(".")[0].split("[")[0] for path, _ in problems}
     teacher = data.get("teacher") if isinstance(data.get("teacher"), dict) else {}
-    catalog: list[Tool] = []
-    if "tools" not in bad and data.get("tools"):
-        catalog = _load_tools(data["tools"], base_dir, problems)
+    catalog = []
+    kind = _kind(data.get("task"))
+    if "tools" not in bad and "task" not in bad and kind in KINDS:
+        catalog = load_context(kind, data, base_dir, problems)
     if "teacher" not in bad and isinstance(teacher.get("traces"), str):
-        _file_exists("teacher.traces", teacher["traces"], base_dir, problems)
+        file_exists("teacher.traces", teacher["traces"], base_dir, problems)
     mash_data = data.get("mash") if isinstance(data.get("mash"), dict) else {}
     if "mash" not in bad and isinstance(mash_data.get("inputs"), str):
-        _file_exists("mash.inputs", mash_data["inputs"], base_dir, problems)
+        file_exists("mash.inputs", mash_data["inputs"], base_dir, problems)
     if recipe is not None and recipe.student.base is not None:
         try:
             resolve_base(recipe.student.base, base_dir)
@@ -266,27 +231,16 @@ def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | No
     return recipe
 
 
-def _load_catalog(spec: list | str | Path, base_dir: Path) -> list[Tool]:
-    # Imported here so that this module loads (and tests can swap it) without the catalog code.
-    from distillery.tasks.tool_calling.catalog import load_catalog
-
-    return load_catalog(spec, base_dir)
-
-
-def _load_tools(spec: list | str, base_dir: Path, problems: list[tuple[str, str]]) -> list[Tool]:
-    if isinstance(spec, str) and not _file_exists("tools", spec, base_dir, problems):
-        return []
-    try:
-        catalog = list(_load_catalog(spec, base_dir))
-    except CatalogError as err:
-        problems.append(("tools", str(err).replace("\n", "\n    ")))
-        return []
-    if not catalog:
-        problems.append(("tools", "the catalog has no tools. Fix: define at least one function."))
-    return catalog
+def _kind(task: Any) -> str | None:
+    """The task kind as written (`task: spans` or `task: {kind: spans}`), before validation."""
+    if task is None:
+        return DEFAULT_KIND
+    if isinstance(task, dict):
+        return task.get("kind", DEFAULT_KIND)
+    return task if isinstance(task, str) else None
 
 
-def _file_exists(field: str, spec: str, base_dir: Path, problems: list[tuple[str, str]]) -> bool:
+def file_exists(field: str, spec: str, base_dir: Path, problems: list[tuple[str, str]]) -> bool:
     path = base_dir / Path(spec).expanduser()
     if not path.is_file():
         problems.append((field, f"file not found: {path}. Fix: check the path (relative to the recipe's folder)."))

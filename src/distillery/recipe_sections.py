@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from distillery.recipe_messages import show
+from distillery.tasks import DEFAULT_KIND, KINDS
 
-SUPPORTED_TASKS = ("tool_calling", "classification", "spans")
 PLANNED_TASKS = ("text_to_sql", "generation")
 _NUMBERS = (int, float, int | None, float | None)
 def _check(problems: list[tuple[str, str]]) -> None:
@@ -216,10 +216,10 @@ LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]{0,63}")
 
 
 class TaskConfig(Section):
-    """What is distilled: `kind` and that kind's own settings. `task: tool_calling` is short for
-    `task: {kind: tool_calling}`."""
+    """What is distilled: `kind` and that kind's own settings. `task: KIND` is short for
+    `task: {kind: KIND}`."""
 
-    kind: str = Field("tool_calling", description="The task to distill: " + ", ".join(SUPPORTED_TASKS) + ".")
+    kind: str = Field(DEFAULT_KIND, description="The task to distill: " + ", ".join(KINDS) + ".")
     labels: dict[str, str] | None = Field(None, description=(
         "classification: every label and what it means (`code: question is about specific code`); the "
         "teacher and a pretrained student read the descriptions."))
@@ -230,10 +230,10 @@ class TaskConfig(Section):
 
     @model_serializer(mode="wrap")
     def _short_when_plain(self, handler):
-        # A tool-calling task has no settings here yet: it is written `task: tool_calling`, as
-        # recipes always wrote it (and the recipe's hash, which names its runs' stages, stays).
+        # The default kind has no settings here yet: it is written `task: KIND`, as recipes always
+        # wrote it (and the recipe's hash, which names its runs' stages, stays).
         data = handler(self)
-        return self.kind if self.kind == "tool_calling" else data
+        return self.kind if self.kind == DEFAULT_KIND else data
 
     @field_validator("kind")
     @classmethod
@@ -244,10 +244,10 @@ class TaskConfig(Section):
         if kind in ("routing", "intent", "moderation"):
             _check([("", f"{show(kind)} is a classification task. Fix: `task: {{kind: classification, labels: "
                          "{label: what it means, ...}}`.")])
-        if kind not in SUPPORTED_TASKS:
+        if kind not in KINDS:
             why = "is not supported yet" if kind in PLANNED_TASKS else "is not a task"
-            _check([("", f"{show(kind)} {why}; supported: {', '.join(SUPPORTED_TASKS)}. "
-                         f"Fix: set `task: {SUPPORTED_TASKS[0]}`.")])
+            _check([("", f"{show(kind)} {why}; supported: {', '.join(KINDS)}. "
+                         f"Fix: set `task: {DEFAULT_KIND}`.")])
         return kind
 
     @model_validator(mode="after")

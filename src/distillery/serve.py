@@ -3,7 +3,8 @@
     GET  /health                 no key needed
     GET  /v1/models              every Spirit and alias
     GET  /v1/models/{model}
-    POST /v1/chat/completions    messages + tools in, tool_calls out (grammar-constrained)
+    POST /v1/chat/completions    messages + tools in, tool_calls out (grammar-constrained); a
+                                 classification or spans Spirit answers JSON as the content
 
 A model name is looked up in the Cellar on every request (cheap: the index is re-read only
 when its file changes), so re-pointing an alias takes effect at once; a request keeps the
@@ -26,7 +27,6 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -35,17 +35,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from distillery.tasks import answerer_for
-from distillery.tasks.tool_calling.batch import last_user_message
 from distillery.cellar import Cellar, CellarError
 from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
-from distillery.openai_api import ApiError, ChatRequest, chat_completion, error_body, model_card, validation_error
+from distillery.openai_api import (ApiError, ChatRequest, chat_completion, error_body, last_user_message, model_card,
+                                   validation_error)
 from distillery.prefix_cache import PrefixCachedRunner
-from distillery.tasks.tool_calling.predictor import PromptTooLong, ToolCaller
 from distillery.spirit import Spirit, load_spirit
-from distillery.tasks.tool_calling.catalog import parse_tools
-from distillery.tasks.tool_calling.schema import Tool
+from distillery.tasks.base import Reply
 
 log = logging.getLogger("distillery.serve")
 
@@ -57,66 +54,36 @@ class DeadlineExceeded(Exception):
     pass
 
 
-@dataclass
-class Answer:
-    calls: list[dict]
-    finish_reason: str  # "tool_calls", "stop" (no call) or "length" (out of tokens mid-call)
-    prompt_tokens: int
-    completion_tokens: int
-
-
 class LoadedSpirit:
-    """One Spirit ready to answer: its ToolCaller over a prefix-cached runner, and the lock decoding takes.
+    """One Spirit ready to answer: its task's predictor over a prefix-cached runner, and the lock
+    decoding takes.
 
-    Answers come from `ToolCaller.predict`, the same decoding as `predict` and the Tasting;
-    per request only the token budget, the deadline and `tool_choice` change, on a copy.
+    Answers come from the same predictor as `predict` and the Tasting; per request the task's
+    turn changes what it needs (token budget, tool_choice) on a copy, and the copy's runner
+    gives up at the request's deadline.
     """
 
     def __init__(self, spirit: Spirit, sha256: str, prefix_cache: int = 16):
-        self.spirit, self.sha256 = spirit, sha256
+        self.spirit, self.sha256, self.task = spirit, sha256, spirit.task
         fmt = spirit.format
         boundary = fmt.boundary_id(spirit.tokenizer)
         self.runner = (PrefixCachedRunner(spirit.model, boundary, prefix_cache, max_len=fmt.context)
                        if prefix_cache and boundary is not None else TorchRunner(spirit.model, fmt.context))
-        self.task = spirit.metadata.get("task", "tool_calling")
-        if self.task == "tool_calling":
-            self.caller = ToolCaller.from_decoding(self.runner, spirit.tokenizer, fmt, spirit.decoding,
-                                                   max_new_tokens=self.runner.max_len, grammar=True)
-        else:  # classification, spans: the answer is JSON in the message content
-            self.caller = answerer_for(spirit.metadata, self.runner, spirit.tokenizer, fmt)
+        # Served answers are always constrained, whatever the recipe tasted with.
+        self.caller = self.task.predictor(self.runner, spirit.tokenizer, fmt, spirit.decoding, grammar=True)
         self.lock = threading.Lock()
 
-    def answer_text(self, utterance: str, *, deadline: float) -> tuple[dict, int, int]:
-        """A classification or spans Spirit's answer to `utterance`: (JSON answer, prompt and answer tokens)."""
+    def answer(self, turn, *, deadline: float) -> tuple[Reply, int]:
+        """The reply to one request's `turn` (Task.chat_turn) and the completion tokens it took."""
         caller = copy.copy(self.caller)
         caller.model = counted = _Deadline(self.runner, deadline)
         if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise DeadlineExceeded
         try:
-            prediction = caller.predict(utterance)
+            reply = turn.run(caller)
         finally:
             self.lock.release()
-        return prediction.answer, prediction.prompt_tokens, counted.tokens
-
-    def answer(self, utterance: str, tools: list[Tool], *, max_tokens: int | None, allow_none: bool = True,
-               allow_parallel: bool = True, deadline: float) -> Answer:
-        caller = copy.copy(self.caller)
-        caller.max_new_tokens = max_tokens or self.runner.max_len  # decoding stops at the context's end
-        caller.model = counted = _Deadline(self.runner, deadline)
-        if not (allow_none and allow_parallel):
-            caller.grammar = _Choice(self.caller.grammar, allow_none, allow_parallel)
-            caller.known_first = {}  # a call was asked for: never abstain
-        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise DeadlineExceeded
-        try:
-            prediction = caller.predict(utterance, tools)
-        except PromptTooLong as exc:
-            # The prompt would leave the answer no room: refuse instead of answering blind.
-            raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
-        finally:
-            self.lock.release()
-        finish = "length" if prediction.unfinished else "tool_calls" if prediction.calls else "stop"
-        return Answer(prediction.calls or [], finish, prediction.prompt_tokens, counted.tokens)
+        return reply, counted.tokens
 
 
 class _Deadline:
@@ -138,16 +105,6 @@ class _Deadline:
         self._check()
         self.tokens += 1
         return self.runner.step(token)
-
-
-class _Choice:
-    """The call grammar with tool_choice applied: a call required, or at most one call."""
-
-    def __init__(self, grammar, allow_none: bool, allow_parallel: bool):
-        self.grammar, self.allow_none, self.allow_parallel = grammar, allow_none, allow_parallel
-
-    def matcher(self, tools, **kwargs):
-        return self.grammar.matcher(tools, allow_none=self.allow_none, allow_parallel=self.allow_parallel, **kwargs)
 
 
 class SpiritPool:
@@ -185,29 +142,6 @@ def _created(iso: str) -> int:
         return int(datetime.fromisoformat(iso).timestamp())
     except (TypeError, ValueError):
         return 0
-
-
-def _tools_for(request: ChatRequest, spirit: Spirit) -> tuple[list[Tool], bool]:
-    """The offered tools and whether answering with no call is allowed, from tools and tool_choice."""
-    tools = spirit.tools
-    if request.tools is not None:
-        try:
-            tools = parse_tools(request.tools, where="tools")
-        except DistilleryError as exc:
-            raise ApiError(400, str(exc), param="tools") from None
-    choice = request.tool_choice
-    if choice in (None, "auto", "none"):  # "none" is answered without decoding
-        return tools, True
-    if not tools:
-        raise ApiError(400, f"tool_choice {choice if isinstance(choice, str) else 'function'!r} needs tools. "
-                            "Fix: send tools, or leave out tool_choice.", param="tool_choice")
-    if choice == "required":
-        return tools, False
-    named = [t for t in tools if t.name == choice.function.name]
-    if not named:
-        raise ApiError(400, f"tool_choice names {choice.function.name!r}, which is not among the offered tools "
-                            f"({', '.join(t.name for t in tools)}).", param="tool_choice")
-    return named, False
 
 
 class Guard:
@@ -336,53 +270,21 @@ def create_app(cellar: Cellar, *, api_key: str | None = None, max_body: int = MA
             utterance = last_user_message(request.messages, "messages")
         except DistilleryError as exc:
             raise ApiError(400, str(exc), param="messages") from None
-        if loaded.task != "tool_calling":
-            return _json_answer(request, entry, loaded, utterance, deadline, timeout_s)
-        tools, allow_none = _tools_for(request, loaded.spirit)
-        fingerprint = "spirit-" + loaded.sha256[:16]
-        if request.tool_choice == "none" or not tools:
-            return chat_completion(model=entry["name"], calls=[], finish_reason="stop", prompt_tokens=0,
-                                   completion_tokens=0, fingerprint=fingerprint)
-        try:
-            answer = loaded.answer(utterance, tools, max_tokens=request.token_limit(), allow_none=allow_none,
-                                   allow_parallel=request.parallel_tool_calls is not False, deadline=deadline)
-        except DeadlineExceeded:
-            raise ApiError(504, f"no answer within the server's limit of {timeout_s:g} s per request (busy, or a "
-                                "long answer). Fix: retry, lower max_tokens, or start the server with a longer "
-                                "--timeout.", type="timeout_error", code="timeout") from None
-        except ValueError as exc:  # a catalog llguidance cannot compile (CallMatcher raises it)
-            raise ApiError(400, f"the offered tools do not make a grammar: {exc}", param="tools") from None
-        return chat_completion(model=entry["name"], calls=answer.calls, finish_reason=answer.finish_reason,
-                               prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
-                               fingerprint=fingerprint)
+        turn = loaded.task.chat_turn(request, utterance, entry["name"])
+        reply, completion_tokens = turn.reply, 0
+        if reply is None:
+            try:
+                reply, completion_tokens = loaded.answer(turn, deadline=deadline)
+            except DeadlineExceeded:
+                raise ApiError(504, f"no answer within the server's limit of {timeout_s:g} s per request (busy, or "
+                                    "a long answer). Fix: retry, lower max_tokens, or start the server with a longer "
+                                    "--timeout.", type="timeout_error", code="timeout") from None
+        return chat_completion(model=entry["name"], calls=reply.calls, finish_reason=reply.finish_reason,
+                               prompt_tokens=reply.prompt_tokens, completion_tokens=completion_tokens,
+                               fingerprint="spirit-" + loaded.sha256[:16], content=reply.content or "")
 
     app.add_middleware(Guard, api_key=api_key, max_body=max_body)
     return app
-
-
-def _json_answer(request: ChatRequest, entry: dict, loaded: LoadedSpirit, utterance: str, deadline: float,
-                 timeout_s: float) -> dict:
-    """A classification or spans Spirit answers with its JSON answer as the message content, which
-    is what `response_format: {"type": "json_object"}` asks for. Tools and a json_schema response
-    format would do nothing here, so they are refused."""
-    shape = '{"label": ...}' if loaded.task == "classification" else '{"spans": [{"type", "text"}]}'
-    if request.tools:
-        raise ApiError(400, f"{entry['name']} is a {loaded.task} Spirit and calls no tools. Fix: leave out tools.",
-                       param="tools")
-    wanted = (request.model_extra or {}).get("response_format")
-    kind = wanted.get("type") if isinstance(wanted, dict) else None
-    if wanted is not None and kind not in ("text", "json_object"):
-        raise ApiError(400, f"{entry['name']} always answers {shape}; response_format {kind!r} cannot change "
-                            "that. Fix: `response_format: {\"type\": \"json_object\"}` or leave it out.",
-                       param="response_format")
-    try:
-        answer, prompt_tokens, completion_tokens = loaded.answer_text(utterance, deadline=deadline)
-    except DeadlineExceeded:
-        raise ApiError(504, f"no answer within the server's limit of {timeout_s:g} s per request. Fix: retry, or "
-                            "start the server with a longer --timeout.", type="timeout_error", code="timeout") from None
-    return chat_completion(model=entry["name"], calls=[], finish_reason="stop", prompt_tokens=prompt_tokens,
-                           completion_tokens=completion_tokens, fingerprint="spirit-" + loaded.sha256[:16],
-                           content=json.dumps(answer, ensure_ascii=False))
 
 
 def is_loopback(host: str) -> bool:

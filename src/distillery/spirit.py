@@ -25,11 +25,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from tokenizers import Tokenizer
 
-from distillery.errors import SpiritError
+from distillery.errors import DistilleryError, SpiritError
 from distillery.students import student_for
 from distillery.students.prompt_format import PromptFormat, tiny_format
-from distillery.tasks.tool_calling.catalog import parse_tools
-from distillery.tasks.tool_calling.schema import Tool
+from distillery.tasks import task_of
 
 FORMAT = "distillery.spirit/1"
 _JSON_KEYS = ("model_config", "tasting", "lineage", "tools", "labels", "decoding", "student", "prompt_format")
@@ -50,9 +49,14 @@ class Spirit:
     model: object  # a transformers causal LM, float32, in eval mode
     tokenizer: Tokenizer
     metadata: dict  # JSON fields parsed, text fields as text
-    tools: list[Tool]
-    decoding: dict  # {"grammar": bool, "copied_params": ["tool.param", ...]}
+    task: object  # the Task rebuilt from the metadata (tasks/base.py): what answers, tastes and serves it
+    decoding: dict  # how it decodes: the task's settings (a tool catalog's copied params, a label set...)
     format: PromptFormat
+
+    @property
+    def tools(self) -> list:
+        """The catalog a tool-calling Spirit was distilled on (empty for other tasks)."""
+        return getattr(self.task, "catalog", [])
 
 
 def file_sha256(path: Path) -> str:
@@ -64,7 +68,7 @@ def file_sha256(path: Path) -> str:
 
 
 def write_spirit(path: Path, model, *, model_config: dict, tokenizer_json: str, recipe_yaml: str, task: str,
-                 tasting: dict, lineage: dict, decoding: dict, tools: list[Tool] | None = None,
+                 tasting: dict, lineage: dict, decoding: dict, tools: list | None = None,
                  context: dict[str, str] | None = None, student: dict | None = None,
                  prompt_format: PromptFormat | None = None, chat_template: str | None = None,
                  heads: str | None = None, dtype: str = "float32") -> None:
@@ -174,6 +178,9 @@ def load_spirit(path: Path) -> Spirit:
         raise SpiritError(f"{path}: its weights do not match its model_config ({exc}).")
     model.float().eval()
     tokenizer = Tokenizer.from_str(meta["tokenizer"])
-    tools = parse_tools(meta["tools"], where=f"{path} (tools metadata)") if meta["tools"] else []
-    return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, tools=tools, decoding=meta["decoding"],
+    try:
+        task = task_of(meta, str(path))
+    except (DistilleryError, ValueError) as exc:
+        raise SpiritError(f"{path}: its task cannot be rebuilt from its metadata ({exc}).") from None
+    return Spirit(path=path, model=model, tokenizer=tokenizer, metadata=meta, task=task, decoding=meta["decoding"],
                   format=prompt_format(meta, tokenizer))

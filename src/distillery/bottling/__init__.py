@@ -100,56 +100,28 @@ def open_artifact(path: Path, threads: int | None = None) -> Bottle:
 
 
 def caller_for(bottle: Bottle, grammar: bool | None = None):
-    """What answers requests over the bottle's runner, decoding as the Spirit's metadata says: a
-    ToolCaller, or for a classification Spirit a LabelPredictor."""
-    if bottle.metadata.get("task", "tool_calling") != "tool_calling":
-        from distillery.tasks import answerer_for
+    """What answers requests over the bottle's runner, decoding as the Spirit's metadata says: its
+    task's predictor (a ToolCaller, a LabelPredictor...); `grammar` overrides the stored choice."""
+    from distillery.tasks import task_of
 
-        return answerer_for(bottle.metadata, bottle.runner, bottle.tokenizer, bottle.prompt_format)
-    from distillery.tasks.tool_calling.predictor import ToolCaller
-
-    return ToolCaller.from_decoding(bottle.runner, bottle.tokenizer, bottle.prompt_format,
-                                    bottle.metadata.get("decoding", {}), grammar=grammar)
-
-
-def parse_heads(text: str, where: str, tool_names: set[str]) -> list[dict]:
-    """Held-out examples from JSON Lines text (the Cuts' heads.jsonl format), checked against the catalog."""
-    heads = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DistilleryError(f"{where}:{number}: invalid JSON ({exc.msg}). Fix: one heads example a line, "
-                                  "as in runs/<name>-v<version>/cuts/heads.jsonl.") from None
-        if not (isinstance(row, dict) and isinstance(row.get("utterance"), str) and isinstance(row.get("tools"), list)
-                and isinstance(row.get("calls"), list)):
-            raise DistilleryError(f'{where}:{number}: a heads line needs "utterance", "tools" (names) and "calls". '
-                                  "Fix: use a Cuts file such as runs/<name>-v<version>/cuts/heads.jsonl.")
-        unknown = [t for t in row["tools"] if t not in tool_names]
-        if unknown:
-            raise DistilleryError(f"{where}:{number}: tools {unknown} are not in the Spirit's catalog. "
-                                  "Fix: taste on heads made from the same catalog (the run's cuts/heads.jsonl).")
-        row.setdefault("id", number)
-        heads.append(row)
-    if not heads:
-        raise DistilleryError(f"{where}: no examples. Fix: give a non-empty heads file.")
-    return heads
+    return task_of(bottle.metadata).predictor(bottle.runner, bottle.tokenizer, bottle.prompt_format,
+                                              bottle.metadata.get("decoding", {}), grammar=grammar)
 
 
 def resolve_heads(metadata: dict, on: Path | None, where: str) -> tuple[list[dict], str] | None:
     """The examples to taste on and where they came from: `on`, else the heads inside the artifact."""
-    names = {t["function"]["name"] for t in metadata["tools"]}
+    from distillery.tasks import task_of
+
+    task = task_of(metadata, where)
     if on is not None:
         try:
             text = Path(on).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise DistilleryError(f"{on}: cannot be read ({exc}). Fix: --on a heads JSON Lines file, "
                                   "e.g. runs/<name>-v<version>/cuts/heads.jsonl.") from None
-        return parse_heads(text, str(on), names), str(on)
+        return task.parse_heads(text, str(on)), str(on)
     if metadata.get("heads"):
-        return parse_heads(metadata["heads"], f"{where} (heads metadata)", names), "the Spirit's heads"
+        return task.parse_heads(metadata["heads"], f"{where} (heads metadata)"), "the Spirit's heads"
     return None
 
 
@@ -160,11 +132,11 @@ def no_heads_error(where: str) -> DistilleryError:
 
 def taste_bottle(bottle: Bottle, heads: list[dict], samples: int = 10) -> dict:
     """Tasting notes of any artifact on `heads`: the pipeline's tasting, over the artifact's runner."""
-    from distillery.tasks.tool_calling.catalog import parse_tools
-    from distillery.tasks.tool_calling.tasting import taste
+    from distillery.tasks import task_of
 
-    catalog = parse_tools(bottle.metadata["tools"], where="tools metadata")
-    return taste(caller_for(bottle), heads, catalog, samples=samples)
+    notes = task_of(bottle.metadata).taste(caller_for(bottle), heads, samples=samples, held_out=None)
+    notes.pop("pictures", None)  # the run's notes draw them (a confusion matrix); a bottle's notes are JSON
+    return notes
 
 
 def notes_path(artifact: Path) -> Path:
@@ -189,10 +161,9 @@ def bottle(spirit_path: Path, fmt: str, out: Path, quantize: str | None = None, 
     from distillery.spirit import file_sha256, load_spirit
 
     spirit = load_spirit(spirit_path)
-    if spirit.metadata.get("task", "tool_calling") != "tool_calling":
-        raise DistilleryError(f"{spirit_path}: bottles of a {spirit.metadata['task']} Spirit are not available in "
-                              "this version (their tasting compares tool calls). Fix: run the Spirit itself "
-                              "(`distillery predict SPIRIT TEXT`).")
+    refusal = getattr(module, "refuse", lambda spirit: None)(spirit)
+    if refusal:
+        raise DistilleryError(f"{spirit_path}: {refusal}")
     found = resolve_heads(spirit.metadata, on, str(spirit_path)) if fmt != "web" else None
     path = Path(module.export(spirit, Path(out), quantize))
     log(f"{fmt} bottle written: {path}")
@@ -204,12 +175,13 @@ def bottle(spirit_path: Path, fmt: str, out: Path, quantize: str | None = None, 
     own = taste_bottle(Bottle(TorchRunner(spirit.model, spirit.format.context), spirit.tokenizer, spirit.metadata,
                               "spirit"), heads)
     same = sum(a["predicted"] == b["predicted"] for a, b in zip(notes["predictions"], own["predictions"]))
-    exact, spirit_exact = notes["metrics"]["exact_call_accuracy"], own["metrics"]["exact_call_accuracy"]
+    proof = notes["proof_metric"]
     notes = {"artifact": path.name, "format": fmt, "quantize": quantize, "size_bytes": _size(path),
              "heads": source, **notes,
              "spirit": {"path": str(spirit_path), "sha256": file_sha256(Path(spirit_path)),
                         "metrics": own["metrics"], "latency_ms": own["latency_ms"]},
-             "exact_call_accuracy_difference": round(exact - spirit_exact, 6),
+             f"{proof}_difference": round(notes["metrics"][proof] - own["metrics"][proof], 6),
+             # `calls` is what tool calling answers; every task's answers are compared the same way.
              "same_calls_as_spirit": same / len(heads)}
     notes_path(path).write_text(json.dumps(notes, indent=2, ensure_ascii=False), encoding="utf-8")
     if hasattr(module, "record_tasting"):

@@ -32,9 +32,7 @@ from distillery.bottling.hf import chat_template
 from distillery.errors import DistilleryError
 from distillery.spirit import Spirit, metadata_strings, parse_metadata, prompt_format
 from distillery.students.prompt_format import PromptFormat
-from distillery.tasks.tool_calling.grammar import calls_schema
 from distillery.tokenizer import SPECIAL_TOKENS
-from distillery.tasks.tool_calling.schema import Tool
 
 _PREFIX = "distillery."
 _INSTALL_GGUF = "Fix: pip install 'distillery[all]' (or pip install gguf)."
@@ -143,15 +141,19 @@ def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     os.replace(tmp, path)
-    write_gbnf(spirit.tools, out / f"{spirit.path.stem}.gbnf", compact=spirit.format.json_style == "compact")
+    schema = spirit.task.answer_schema()
+    if schema is not None:
+        write_gbnf(schema, out / f"{spirit.path.stem}.gbnf", compact=spirit.format.json_style == "compact")
     return path
 
 
-def tools_gbnf(tools: list[Tool], compact: bool = True) -> str:
-    """The GBNF grammar of a completion calling `tools`, for llama.cpp (`--grammar-file`, LlamaGrammar).
+def schema_gbnf(schema: dict, compact: bool = True) -> str:
+    """The GBNF grammar of an answer that meets the JSON `schema` (the task's answer schema: the
+    calls of the offered tools, the spans of the declared types), for llama.cpp (`--grammar-file`,
+    LlamaGrammar).
 
     Made by llama.cpp's JSON-schema converter from the same schema distillery's grammar uses,
-    without whitespace between JSON tokens (the student writes compact JSON). Unlike
+    without whitespace between JSON tokens when the student writes compact JSON. Unlike
     distillery's grammar it cannot narrow copied values to spans of the request, and it
     writes the required arguments before the optional ones.
     """
@@ -159,15 +161,15 @@ def tools_gbnf(tools: list[Tool], compact: bool = True) -> str:
         from llama_cpp.llama_grammar import json_schema_to_gbnf
     except ImportError:
         raise DistilleryError(f"writing the .gbnf grammar needs llama-cpp-python. {_INSTALL_LLAMA}") from None
-    grammar = json_schema_to_gbnf(json.dumps(calls_schema(tools)))
+    grammar = json_schema_to_gbnf(json.dumps(schema))
     # A tiny student writes compact JSON: no space anywhere. A chat model's spaced JSON keeps the
     # converter's optional single space.
     lines = [('space ::= ""' if compact and line.startswith("space ::=") else line) for line in grammar.splitlines()]
     return "\n".join(lines) + "\n"
 
 
-def write_gbnf(tools: list[Tool], path: Path, compact: bool = True) -> Path:
-    Path(path).write_text(tools_gbnf(tools, compact), encoding="utf-8")
+def write_gbnf(schema: dict, path: Path, compact: bool = True) -> Path:
+    Path(path).write_text(schema_gbnf(schema, compact), encoding="utf-8")
     return Path(path)
 
 

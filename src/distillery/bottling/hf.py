@@ -31,7 +31,7 @@ from distillery.tokenizer import CALL, TOOLS, USER
 
 METADATA = "distillery.json"
 
-# tasks/tool_calling/prompt.py's render_prompt in Jinja: OpenAI `tools` -> compact signatures.
+# The tool-calling prompt (its prompt.py's render_prompt) in Jinja: OpenAI `tools` -> compact signatures.
 # Only `{{ }}` writes text and every tag trims, so it renders the same whatever the whitespace
 # settings: transformers' and plain jinja2's (llama-cpp-python's chat formatter) are tested.
 # The user message (the last one, its text parts joined) into ns.user.
@@ -47,7 +47,7 @@ _READ_USER = (
     '{%- endif -%}'
     '{%- endfor -%}'
 )
-# OpenAI `tools` -> one compact signature a line (tasks/tool_calling/prompt.py's render_tool).
+# OpenAI `tools` -> one compact signature a line (the tool-calling task's render_tool).
 _SIGNATURES = (
     '{%- for tool in tools or [] -%}'
     '{%- set f = tool["function"] if tool["function"] is defined else tool -%}'
@@ -80,12 +80,20 @@ def _literal(text: str) -> str:
     return "{{- " + json.dumps(text) + " -}}"
 
 
-def chat_template(fmt: PromptFormat) -> str:
+def chat_template(fmt: PromptFormat, context: str | None = None) -> str:
     """A Jinja chat template that writes the student's prompt from OpenAI `tools` and `messages`.
 
     A pretrained student's prompt is its base's chat template with the instruction and the
-    offered tools as the system turn: the same frame, rendered here from its pieces.
+    offered tools as the system turn: the same frame, rendered here from its pieces. A task
+    whose prompt context never changes (a label set, span types) writes `context` as is.
     """
+    if context is not None:
+        request = "{{- ns.user | trim -}}"
+        if fmt.template == "special":
+            return _READ_USER + _literal(TOOLS + context + USER) + request + _literal(CALL)
+        before, rest = fmt.frame.split(SYSTEM_SLOT, 1)
+        between, after = rest.split(USER_SLOT, 1)
+        return _READ_USER + _literal(before + fmt.instruction + "\n" + context + between) + request + _literal(after)
     if fmt.template == "special":
         return CHAT_TEMPLATE
     before, rest = fmt.frame.split(SYSTEM_SLOT, 1)
@@ -105,10 +113,10 @@ def _no_progress_bar():
         hf_logging.enable_progress_bar()
 
 
-def hf_tokenizer(tokenizer: Tokenizer, fmt: PromptFormat) -> PreTrainedTokenizerFast:
+def hf_tokenizer(tokenizer: Tokenizer, fmt: PromptFormat, context: str | None = None) -> PreTrainedTokenizerFast:
     pad = tokenizer.id_to_token(fmt.pad_id)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=fmt.end_text, pad_token=pad,
-                                   chat_template=chat_template(fmt), model_max_length=fmt.context)
+                                   chat_template=chat_template(fmt, context), model_max_length=fmt.context)
 
 
 def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
@@ -125,7 +133,7 @@ def export(spirit: Spirit, out: Path, quantize: str | None = None) -> Path:
         do_sample=False, max_length=fmt.context)
     with _no_progress_bar():
         model.save_pretrained(out)
-    hf_tokenizer(spirit.tokenizer, fmt).save_pretrained(out)
+    hf_tokenizer(spirit.tokenizer, fmt, spirit.task.fixed_context()).save_pretrained(out)
     # transformers 5 writes the class name TokenizersBackend, unknown to transformers 4; both load this one.
     tokenizer_config = json.loads((out / "tokenizer_config.json").read_text())
     tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
@@ -198,7 +206,8 @@ print(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
 
 
 def _metrics_table(rows: dict[str, dict]) -> str:
-    keys = ["exact_call_accuracy", "tool_name_accuracy", "arg_key_f1", "valid_call_rate"]
+    first = next(iter(rows.values())).get("metrics", {})
+    keys = [k for k, v in first.items() if isinstance(v, (int, float)) and not isinstance(v, bool)][:5]
     lines = ["| | " + " | ".join(keys) + " | n |", "|---" * (len(keys) + 2) + "|"]
     for label, notes in rows.items():
         metrics = notes.get("metrics", {})
@@ -209,50 +218,57 @@ def _metrics_table(rows: dict[str, dict]) -> str:
 
 def write_card(folder: Path, metadata: dict, quantize: str | None, bottle_notes: dict | None = None) -> None:
     """README.md: what the model is, how to prompt it, its tasting notes, recipe and lineage."""
+    from distillery.tasks import task_of
+
     name = Path(folder).name
-    tools = [t["function"]["name"] for t in metadata["tools"]]
+    card = task_of(metadata, name).card()
     tasting = metadata.get("tasting", {})
     rows = {"the Spirit (distillery's tasting)": tasting}
     if bottle_notes is not None:
         rows[f"this folder ({quantize or 'f32'})"] = bottle_notes
-    example = "set a timer for 10 minutes"
+    example = card["example"]
     fmt = prompt_format(metadata, Tokenizer.from_str(metadata["tokenizer"]))
     student = metadata.get("student") or {"kind": "tiny"}
+    fixed = card["fixed_context"]
+    usage = (_USAGE if fmt.template == "special" else _CHAT_USAGE).format(folder=name, example=example)
+    if fixed:  # the prompt's context is in the chat template: no tools to pass
+        usage = usage.replace("tools = [...]  # OpenAI-format tools; the ones it was distilled on are `tools` in "
+                              "distillery.json\n", "").replace(", tools=tools", "")
     if fmt.template == "special":
         what = (f"A {tasting.get('params', 0) / 1e6:.1f}M-parameter Llama student distilled by distillery for\n"
-                f"{metadata['task'].replace('_', ' ')}: given a request and the tools on offer, it writes the calls as\n"
-                "compact JSON, `[{\"name\": ..., \"arguments\": {...}}]`, then `<|end|>`.")
-        prompt = ("`<|tools|>` one signature a line (`name(param,optional?:type,...)`) `<|user|>` the request "
-                  "`<|call|>`.\nThe chat template writes it from OpenAI-format `tools` and `messages`. One more rule: "
-                  "**the prompt is\nread without whitespace tokens** (every token that decodes to whitespace is "
-                  "dropped from the prompt's\nids; the answer keeps its spaces). Greedy decoding, as in "
-                  "generation_config.json:\n\n" + _USAGE.format(folder=name, example=example))
+                f"{card['what']}, then `<|end|>`.")
+        prompt = (("`<|tools|>` the " + fixed + " `<|user|>` the text `<|call|>`.\nThe chat template writes it from "
+                   "`messages`.") if fixed else
+                  ("`<|tools|>` one signature a line (`name(param,optional?:type,...)`) `<|user|>` the request "
+                   "`<|call|>`.\nThe chat template writes it from OpenAI-format `tools` and `messages`.")) + (
+                  " One more rule: **the prompt is\nread without whitespace tokens** (every token that decodes to "
+                  "whitespace is dropped from the prompt's\nids; the answer keeps its spaces). Greedy decoding, as in "
+                  "generation_config.json:\n\n" + usage)
     else:
         what = (f"A {tasting.get('params', 0) / 1e6:.1f}M-parameter {student['kind']} fine-tune of "
-                f"`{student.get('base')}`, distilled by distillery for\n{metadata['task'].replace('_', ' ')}: given a "
-                "request and the tools on offer, it answers with the calls as JSON,\n"
-                f"`[{{\"name\": ..., \"arguments\": {{...}}}}]`, then `{fmt.end_text}`.")
-        prompt = ("Its base's chat template, with the instruction and the offered tools ("
-                  + ("compact signatures" if fmt.tools == "signatures" else "OpenAI function JSON")
-                  + ") as the system turn.\nThe chat template writes it from OpenAI-format `tools` and `messages`; "
-                  "greedy decoding, as in generation_config.json:\n\n" + _CHAT_USAGE.format(folder=name, example=example))
+                f"`{student.get('base')}`, distilled by distillery for\n{card['what']}, then `{fmt.end_text}`.")
+        offered = (f"the {fixed}" if fixed else "the offered tools (" + (
+            "compact signatures" if fmt.tools == "signatures" else "OpenAI function JSON") + ")")
+        prompt = (f"Its base's chat template, with the instruction and {offered} as the system turn.\n"
+                  "The chat template writes it from " + ("`messages`" if fixed else "OpenAI-format `tools` and "
+                                                          "`messages`") +
+                  "; greedy decoding, as in generation_config.json:\n\n" + usage)
     card = f"""---
 library_name: transformers
 pipeline_tag: text-generation
-tags: [distillery, tool-calling, function-calling, llama]
+tags: [distillery, {', '.join(card['tags'])}, llama]
 ---
 # {name}
 
 {what}
-It was trained on {len(tools)} tools: {', '.join(f'`{t}`' for t in tools)}. Weights: {quantize or 'f32'}.
+{card['trained_on']} Weights: {quantize or 'f32'}.
 
 ## Prompt
 
 {prompt}
 
-distillery decodes under a grammar of the offered tools (only their names, argument keys and types),
-so an invalid call cannot come out; plain `generate` has no such constraint. `distillery predict
-{name} "{example}"` runs this folder with the grammar.
+{card['constraint']} `distillery predict
+{name} "{example}"` runs this folder with it.
 
 ## Tasting notes
 

@@ -167,9 +167,9 @@ def record_tasting(path: Path, notes: dict) -> None:
 
     model = onnx.load(str(path))
     bottle = json.loads({p.key: p.value for p in model.metadata_props}.get(BOTTLE_KEY, "{}"))
-    bottle["tasting"] = {key: notes[key] for key in ("proof", "metrics", "n_eval", "latency_ms", "heads",
-                                                     "exact_call_accuracy_difference", "same_calls_as_spirit")
-                         if key in notes}
+    keys = ("proof", "proof_metric", "metrics", "n_eval", "latency_ms", "heads", f"{notes.get('proof_metric')}_difference",
+            "same_calls_as_spirit")
+    bottle["tasting"] = {key: notes[key] for key in keys if key in notes}
     if "spirit" in notes:
         bottle["tasting"]["spirit_metrics"] = notes["spirit"]["metrics"]
     _set_metadata(Path(path), {BOTTLE_KEY: json.dumps(bottle, sort_keys=True)}, model)

@@ -11,7 +11,7 @@ loads nothing from anywhere else. The npm packages are fetched once, at bottle t
 
 The page decodes like distillery: the same prompt (built from the signatures in bottle.json,
 whitespace ids dropped), greedy with the KV cache, and constrained to the same call grammar
-(calls.js mirrors tasks/tool_calling/grammar.py: offered names, argument keys in schema
+(calls.js mirrors the tool-calling task's grammar.py: offered names, argument keys in schema
 order, typed values, enums, and the copied values of spans.py), so what it shows is always a
 valid call of an offered tool. tests/test_bottle_web.py checks its answers equal `predict`'s.
 """
@@ -26,7 +26,6 @@ from pathlib import Path
 
 from distillery.bottling import onnx as onnx_bottle
 from distillery.errors import DistilleryError
-from distillery.tasks.tool_calling.prompt import render_tool
 from distillery.tokenizer import CALL, END, SPECIAL_TOKENS, TOOLS, USER
 
 PAGE = Path(__file__).with_name("web_page")
@@ -96,15 +95,10 @@ def page_data(spirit) -> dict:
         if token not in SPECIAL_TOKENS:
             token_bytes[i] = "".join(chr(decoder[c]) for c in token)
     config = spirit.model.config
-    copied = set(spirit.decoding.get("copied_params") or ())
     known_first: dict[int, list[str]] = {}
     for name in spirit.decoding.get("known_tools") or ():
         known_first.setdefault(tok.encode(name).ids[0], []).append(name)
-    tools = [{"name": t.name, "description": t.description, "signature": render_tool(t),
-              "params": [{"name": p.name, "type": p.type, "required": p.required, "items": p.items,
-                          "enum": None if p.enum is None else [json.dumps(v, ensure_ascii=False) for v in p.enum],
-                          "copied": f"{t.name}.{p.name}" in copied} for p in t.params]}
-             for t in spirit.tools]
+    tools = spirit.task.page_tools(spirit.decoding)
     return {
         "name": Path(spirit.path).stem,
         "model": "model.onnx",
@@ -125,8 +119,18 @@ def page_data(spirit) -> dict:
     }
 
 
+def refuse(spirit) -> str | None:
+    """Why this Spirit cannot be a web page (None: it can)."""
+    if not hasattr(spirit.task, "page_tools"):
+        return (f"the web page answers tool calls only; this is a {spirit.task.kind} Spirit. Fix: bottle it as onnx "
+                "(onnxruntime-web loads the same .onnx), gguf or hf.")
+    return None
+
+
 def export(spirit, out: Path, quantize: str | None = None) -> Path:
     """Write the web folder `out` and return it."""
+    if refuse(spirit):
+        raise DistilleryError(f"{spirit.path}: {refuse(spirit)}")
     if spirit.format.template != "special":
         # The page's JavaScript builds tiny students' prompts only; a pretrained student's chat
         # frame and its 49k-token grammar are not in it yet.

@@ -20,9 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distillery.tasks.tool_calling.prompt import render_tool
 from distillery.tokenizer import CALL, END, PAD, TOOLS, USER
-from distillery.tasks.tool_calling.schema import Tool
 
 SYSTEM_SLOT, USER_SLOT = "\x00system\x00", "\x00user\x00"
 # The instruction a pretrained student reads before the offered tools. Short: every prompt token
@@ -34,7 +32,7 @@ INSTRUCTION = ("You call functions. Answer with a JSON list of calls "
 @dataclass(frozen=True)
 class PromptFormat:
     template: str  # "special": tiny's special-token sections; "chat": the base's chat template
-    tools: str  # "signatures": compact `name(a,b?:int)`; "json": OpenAI function JSON with descriptions
+    tools: str  # how offered tools are written: "signatures" (compact `name(a,b?:int)`) or "json" (OpenAI function JSON)
     end_id: int  # the token that ends an answer
     pad_id: int
     context: int  # usable context length in tokens (prompt + answer)
@@ -47,14 +45,6 @@ class PromptFormat:
     special_tokens: tuple[str, ...] = field(default=())  # control tokens of the vocabulary (gguf bottles)
 
     # -- text ------------------------------------------------------------------------------
-    def render_tools(self, tools: list[Tool]) -> str:
-        if self.tools == "json":
-            return "\n".join(json.dumps(t.to_openai()["function"], ensure_ascii=False) for t in tools)
-        return "\n".join(render_tool(t) for t in tools)
-
-    def prompt_text(self, utterance: str, tools: list[Tool]) -> str:
-        return self.framed(utterance, self.render_tools(tools))
-
     def framed(self, request: str, context: str) -> str:
         """The prompt for `request` with the task's `context` text (offered tools, a label set)
         where the template keeps it: after `<|tools|>`, or in the system turn after the instruction."""
@@ -67,15 +57,7 @@ class PromptFormat:
         separators = (",", ":") if self.json_style == "compact" else (", ", ": ")
         return json.dumps(value, ensure_ascii=False, separators=separators)
 
-    @property
-    def call_prefix(self) -> str:
-        """How every answer that makes a call begins: `[{"name":"` (compact) or `[{"name": "`."""
-        return self.dumps([{"name": ""}])[:-3]
-
     # -- ids ---------------------------------------------------------------------------------
-    def prompt_ids(self, tokenizer, utterance: str, tools: list[Tool]) -> list[int]:
-        return self.text_ids(tokenizer, self.prompt_text(utterance, tools))
-
     def text_ids(self, tokenizer, prompt: str) -> list[int]:
         """A prompt's ids, without the ids this format leaves out of prompts."""
         ids = tokenizer.encode(prompt, add_special_tokens=False).ids

@@ -1,44 +1,75 @@
-"""The Task seam: one package per task kind, found by the Recipe's `task.kind`.
+"""The Task seam's registry: the one place that names the task kinds.
 
-Nothing outside `tasks/` imports a concrete task: the pipeline asks `task_for(recipe)` and
-talks to the `Task` interface of `tasks/base.py`.
+Nothing outside `tasks/` imports a concrete task. The pipeline asks `task_for(recipe)`; the
+Spirit, bottles, `predict` and `serve` ask `task_of(metadata)`, the same Task rebuilt from
+what the Spirit carries (its tool catalog, its label set). Both talk to the `Task` interface
+of `tasks/base.py`. A kind's package is imported only when that kind is asked for.
 """
 
 from __future__ import annotations
 
+import importlib
+
 KINDS = ("tool_calling", "classification", "spans")
+DEFAULT_KIND = KINDS[0]  # recipes and Spirits written before there were kinds are tool calling
+_CLASSES = {"tool_calling": "ToolCallingTask", "classification": "ClassificationTask", "spans": "SpansTask"}
+
+# Fields of the generic Recipe sections that only one kind reads; the Recipe refuses them for
+# any other kind, where they would do nothing.
+OWN_SETTINGS = {
+    "tool_calling": {"mash": ("tools_per_call", "no_call_ratio", "parallel_ratio"),
+                     "still": ("value_swap", "tool_drop", "reoffer"), "tasting": ("copy_values", "abstain")},
+    "classification": {"mash": ("inputs",)},
+    "spans": {},
+}
+
+
+def task_class(kind: str):
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
+    module = importlib.import_module(f"distillery.tasks.{kind}.task")
+    return getattr(module, _CLASSES[kind])
 
 
 def task_for(recipe):
-    """The Task that distills `recipe` (imported when asked for: each kind pulls in its own code)."""
+    """The Task that distills `recipe`."""
+    return task_class(recipe.task.kind)(recipe)
+
+
+def kind_of(metadata: dict) -> str:
+    """The task kind of a Spirit or bottle from its metadata."""
+    return metadata.get("task") or DEFAULT_KIND
+
+
+def task_of(metadata: dict, where: str = "Spirit"):
+    """The Task of a Spirit or bottle, rebuilt from its metadata (`where` names the file in errors):
+    what answers, tastes and serves it."""
+    return task_class(kind_of(metadata)).from_metadata(metadata, where)
+
+
+def recipe_problems(recipe) -> list[tuple[str, str]]:
+    """(field, message) for every setting of `recipe` its task kind cannot honour."""
     kind = recipe.task.kind
-    if kind == "tool_calling":
-        from distillery.tasks.tool_calling.task import ToolCallingTask
-
-        return ToolCallingTask(recipe)
-    if kind == "classification":
-        from distillery.tasks.classification.task import ClassificationTask
-
-        return ClassificationTask(recipe)
-    if kind == "spans":
-        from distillery.tasks.spans.task import SpansTask
-
-        return SpansTask(recipe)
-    raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
+    problems = list(task_class(kind).recipe_problems(recipe))
+    for owner, sections in OWN_SETTINGS.items():
+        if owner == kind:
+            continue
+        for section, names in sections.items():
+            problems += [(f"{section}.{name}", f"only a {owner} task reads it; a {kind} task would ignore it. "
+                                               "Fix: remove it.") for name in names if _changed(recipe, section, name)]
+    return problems
 
 
-def answerer_for(metadata: dict, runner, tokenizer, fmt):
-    """What answers requests for a Spirit (or bottle) of a task other than tool calling, over
-    `runner`: a LabelPredictor (classification) or a SpanPredictor (spans); their `predict(text)`
-    gives `.answer`, the JSON-ready answer."""
-    kind = metadata.get("task")
-    if kind == "classification":
-        from distillery.tasks.classification.predictor import LabelPredictor
+def _changed(recipe, section: str, name: str) -> bool:
+    """Whether the recipe sets `section.name` to other than its default (a resolved recipe writes
+    every default out, and must load again as it was)."""
+    part = getattr(recipe, section)
+    if name not in part.model_fields_set:
+        return False
+    return getattr(part, name) != type(part).model_fields[name].get_default(call_default_factory=True)
 
-        labels = metadata["labels"]
-        return LabelPredictor(runner, tokenizer, fmt, labels["labels"], labels["multi_label"])
-    if kind == "spans":
-        from distillery.tasks.spans.task import SpanPredictor
 
-        return SpanPredictor(runner, tokenizer, fmt, metadata["labels"]["types"])
-    raise ValueError(f"no answerer for a {kind!r} Spirit")
+def load_context(kind: str, data: dict, base_dir, problems: list[tuple[str, str]]):
+    """What the kind reads from outside the Recipe's own fields (a tool catalog file), loaded and
+    checked; problems are appended as (field, message)."""
+    return task_class(kind).load_context(data, base_dir, problems)

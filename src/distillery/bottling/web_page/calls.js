@@ -1,7 +1,7 @@
 // The language of a completion, on bytes: a compact JSON list of calls of the offered tools,
 // arguments in schema order, values of the declared type, enum members, and for copied
 // parameters only spans or numbers of the request. It mirrors the JSON schema that distillery
-// compiles with llguidance (tasks/tool_calling/grammar.py and spans.py).
+// compiles with llguidance (the tool-calling task's grammar.py and spans.py).
 //
 // A matcher is (buf, pos) => {ends, next}: `ends` are the positions where the construct can
 // finish; `next` is the set of bytes that may follow when the input runs out inside it.

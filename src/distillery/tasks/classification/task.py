@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from distillery import comparison
 from distillery.errors import TeacherError
 from distillery.mash import normalize_utterance
+from distillery.tasks import base
 from distillery.tasks.base import latency_ms, wrong_first
 from distillery.tasks.classification import data
 from distillery.tasks.classification.metrics import confusion_png, label_scores
 from distillery.tasks.classification.predictor import LabelPredictor, answer_text, label_context
 
+EXAMPLE_CHARS = 110  # a generated example's JSON without its label: a sentence or two and the keys
 INSTRUCTION = "You classify requests. Answer with the label that fits, from these:"
 INSTRUCTION_MULTI = "You classify requests. Answer with every label that fits, comma-separated, from these:"
 
@@ -27,11 +30,113 @@ class ClassificationTask:
     kind = "classification"
     proof_metric = "macro_f1"
 
-    def __init__(self, recipe):
+    def __init__(self, recipe=None, labels: dict[str, str] | None = None, multi_label: bool = False):
         self.recipe = recipe
-        self.labels: dict[str, str] = dict(recipe.task.labels)
+        self.labels: dict[str, str] = dict(recipe.task.labels if recipe is not None else labels)
         self.names = list(self.labels)
-        self.multi_label = recipe.task.multi_label
+        self.multi_label = recipe.task.multi_label if recipe is not None else multi_label
+
+    # -- the Recipe --------------------------------------------------------------------------
+    @classmethod
+    def recipe_problems(cls, recipe) -> list[tuple[str, str]]:
+        problems = base.untooled_problems(recipe)
+        llm = recipe.teacher.provider not in ("offline", "replay")
+        if recipe.mash.inputs and not llm:
+            problems.append(("mash.inputs", "only an LLM teacher labels inputs (replay reads `teacher.traces`). "
+                                            "Fix: remove it."))
+        # An LLM writes examples per label (examples_per_call a request, sampled at the recipe's
+        # temperature) unless it labels `mash.inputs`, one input a request, greedily.
+        generating = llm and not recipe.mash.inputs
+        if "examples_per_call" in recipe.mash.model_fields_set and not generating:
+            problems.append(("mash.examples_per_call", "only an LLM teacher that writes examples reads it; this one "
+                                                       + ("labels one input a request" if llm else "is a file")
+                                                       + ". Fix: remove it."))
+        if "temperature" in recipe.teacher.model_fields_set and not generating:
+            why = ("labels are asked for greedily (temperature 0), so the same input gets the same label" if llm
+                   else "a replayed file is not sampled")
+            problems.append(("teacher.temperature", f"{why}. Fix: remove it."))
+        return problems
+
+    def estimate(self) -> dict:
+        """The teacher requests of the Mash: one per input (labelling), or the generator's rounds."""
+        from distillery.estimate import ANSWER_CHARS_PER_TOKEN, priced, unpaid
+        from distillery.tasks.classification import generator
+        from distillery.tasks.classification.labeller import label_request
+
+        r = self.recipe
+        if r.teacher.provider in ("offline", "replay"):
+            return unpaid(r)
+        longest = max(len(name) for name in self.names) * (len(self.names) if self.multi_label else 1)
+        if r.mash.inputs:
+            requests = [label_request(ex, self.labels, self.multi_label, r.teacher.max_tokens)
+                        for ex in _inputs(r.inputs_path)]
+            answer = math.ceil((len('{"label": ""}') + longest) / ANSWER_CHARS_PER_TOKEN)
+            each = "one input labelled each"
+        else:
+            n, rounds = generator.plan(len(self.names), r.mash.total_examples, r.mash.examples_per_call)
+            requests = [generator.generate_request(name, self.labels, self.multi_label, n, k, r.seed,
+                                                   r.teacher.temperature, r.teacher.max_tokens)
+                        for k in range(rounds) for name in self.names]
+            answer = min(r.teacher.max_tokens, math.ceil(n * (EXAMPLE_CHARS + longest) / ANSWER_CHARS_PER_TOKEN))
+            each = f"{n} examples each, every label in turn"
+        prompt_chars = sum(len(m["content"]) + 8 for q in requests for m in q.messages)
+        return priced(r, requests=len(requests), prompt_chars=prompt_chars, answer_tokens=answer, each=each)
+
+    @staticmethod
+    def load_context(data: dict, base_dir: Path, problems: list) -> list:
+        return []  # the labels are the Recipe's own `task.labels`
+
+    # -- a Spirit ----------------------------------------------------------------------------
+    @classmethod
+    def from_metadata(cls, metadata: dict, where: str) -> ClassificationTask:
+        found = metadata.get("labels") or {}
+        if not isinstance(found.get("labels"), dict) or len(found["labels"]) < 2:
+            raise ValueError(f"{where}: a classification Spirit without its label set (labels metadata)")
+        return cls(labels=found["labels"], multi_label=bool(found.get("multi_label")))
+
+    def parse_heads(self, text: str, where: str) -> list[dict]:
+        def check(row: dict) -> str | None:
+            if not isinstance(row.get("utterance"), str):
+                return 'a heads line needs the "utterance" it classifies'
+            for key in ("label", "expected"):
+                if key in row and data.check_answer(row[key], self.names, self.multi_label):
+                    return f'"{key}": {data.check_answer(row[key], self.names, self.multi_label)} of this Spirit'
+            return None if "label" in row or "expected" in row else 'a heads line needs its "label" (or "expected")'
+
+        heads = base.parse_heads(text, where, check)
+        for row in heads:
+            row.setdefault("label", row.get("expected"))
+        return heads
+
+    def request_context(self, path: Path | None) -> None:
+        return base.no_tools(path, self.kind)
+
+    def ask(self, predictor: LabelPredictor, text: str, context: None):
+        return predictor.predict(text)
+
+    def answer_json(self, prediction):
+        return prediction.answer
+
+    def predict_rows(self, predictor: LabelPredictor, path: Path, context: None, on_progress=None) -> list[dict]:
+        return base.predict_texts(predictor, path, on_progress)
+
+    def fixed_context(self) -> str:
+        return label_context(self.labels)
+
+    def card(self) -> dict:
+        shape = "every label that fits, comma-separated" if self.multi_label else "the one label that fits"
+        return {"what": f"classification: given a text, it writes {shape}",
+                "trained_on": f"Its labels: {', '.join(f'`{n}`' for n in self.names)}.",
+                "tags": ["text-classification"], "example": "how do I configure the retry policy?",
+                "fixed_context": "label set, one `label: what it means` a line",
+                "constraint": "distillery decodes within the label set, so it can only answer one of its labels; "
+                              "plain\n`generate` has no such constraint."}
+
+    def answer_schema(self) -> None:
+        return None  # the answer is a label's text, not JSON: decoding keeps to the label set itself
+
+    def chat_turn(self, request, utterance: str, model: str):
+        return base.JsonTurn(request, utterance, self.kind, model, '{"label": ...}')
 
     def spirit_context(self) -> dict[str, str]:
         return {"labels": json.dumps({"labels": self.labels, "multi_label": self.multi_label}, ensure_ascii=False)}
@@ -53,18 +158,26 @@ class ClassificationTask:
 
     def build_mash(self, teacher, run_dir: Path, on_progress=None):
         r = self.recipe
-        if hasattr(teacher, "complete"):  # an LLM labels `mash.inputs`, through the journal
+        if hasattr(teacher, "complete"):  # an LLM, through the journal: it labels inputs or writes examples
+            from distillery.tasks.classification.generator import generate_examples
             from distillery.tasks.classification.labeller import label_inputs
             from distillery.teachers.cost import BudgetReached, check_budget_is_enforceable
 
-            inputs = _inputs(r.inputs_path)
+            price = check_budget_is_enforceable(r.teacher, teacher.model)
             try:
-                labelled = label_inputs(teacher, inputs, self.labels, self.multi_label, r.teacher, run_dir / "journal",
-                                        price=check_budget_is_enforceable(r.teacher, teacher.model))
+                if r.mash.inputs:
+                    found = label_inputs(teacher, _inputs(r.inputs_path), self.labels, self.multi_label, r.teacher,
+                                         run_dir / "journal", price=price)
+                else:
+                    written = generate_examples(teacher, self.labels, self.multi_label, r.mash.total_examples,
+                                                r.mash.examples_per_call, r.teacher, run_dir / "journal",
+                                                seed=r.seed, price=price)
+                    found = [{"utterance": ex["text"], **{k: v for k, v in ex.items() if k != "text"}}
+                             for ex in written]
             except BudgetReached:
                 raise TeacherError(f"teacher.budget_usd (${r.teacher.budget_usd:g}) reached. Fix: raise it and run "
                                    "again; every answer paid for is in the journal and not paid again.") from None
-            teacher = data.Listed(labelled)
+            teacher = data.Listed(found)
         return data.build_mash(teacher, self.names, self.multi_label, r.mash, run_dir, seed=r.seed,
                                on_progress=on_progress)
 
@@ -100,7 +213,8 @@ class ClassificationTask:
     def decoding(self, hearts: list[dict]) -> dict:
         return {"grammar": True, "labels": self.names}
 
-    def predictor(self, model, tok, fmt, decoding: dict) -> LabelPredictor:
+    def predictor(self, model, tok, fmt, decoding: dict, grammar: bool | None = None) -> LabelPredictor:
+        base.always_constrained(grammar, self.kind)
         return LabelPredictor(model, tok, fmt, self.labels, self.multi_label)
 
     def taste(self, predictor: LabelPredictor, heads: list[dict], *, samples: int, held_out: int | None) -> dict:
@@ -153,11 +267,7 @@ class ClassificationTask:
         m = notes["metrics"]
         line = (f"proof {notes['proof'] * 100:.0f}° ({notes['proof_metric']})  accuracy {m['accuracy']:.3f}  "
                 f"micro_f1 {m['micro_f1']:.3f}  p50 {notes['latency_ms']['p50']:.1f} ms")
-        if notes.get("verdict"):
-            v = notes["verdict"]
-            line += (f"  teacher {v['teacher_accuracy']:.3f} vs student {v['student_accuracy']:.3f}: {v['verdict']} "
-                     f"({v['errors']['inherited']} inherited, {v['errors']['compression']} compression errors)")
-        return line
+        return line + base.verdict_line(notes)
 
 
 def _inputs(path: Path) -> list[dict]:

@@ -17,6 +17,7 @@ from distillery.decoding import as_runner, greedy_decode
 from distillery.errors import TeacherError
 from distillery.jsonl import write_jsonl
 from distillery.mash import collect, normalize_utterance
+from distillery.tasks import base
 from distillery.tasks.base import latency_ms, wrong_first
 from distillery.tasks.spans.metrics import span_scores
 from distillery.tasks.spans.offline import OfflineSpanTeacher, SpanType
@@ -90,9 +91,82 @@ class SpansTask:
     kind = "spans"
     proof_metric = "span_f1"
 
-    def __init__(self, recipe):
+    def __init__(self, recipe=None, types: dict[str, str] | None = None):
         self.recipe = recipe
-        self.types: dict[str, str] = dict(recipe.task.types)
+        self.types: dict[str, str] = dict(recipe.task.types if recipe is not None else types)
+
+    # -- the Recipe --------------------------------------------------------------------------
+    @classmethod
+    def recipe_problems(cls, recipe) -> list[tuple[str, str]]:
+        problems = base.untooled_problems(recipe)
+        if recipe.teacher.provider not in ("offline", "replay"):
+            problems.append(("teacher.provider", f"an LLM teacher ({recipe.teacher.provider}) for span extraction "
+                                                 "is not available in this version. Fix: `provider: offline`, or "
+                                                 "`provider: replay` with `traces:` your annotated texts."))
+        for section, name in (("mash", "examples_per_call"), ("teacher", "temperature")):
+            if name in getattr(recipe, section).model_fields_set:
+                problems.append((f"{section}.{name}", "only an LLM teacher reads it, and spans have none yet. "
+                                                      "Fix: remove it."))
+        return problems
+
+    @staticmethod
+    def load_context(data: dict, base_dir: Path, problems: list) -> list:
+        return []  # the span types are the Recipe's own `task.types`
+
+    def estimate(self) -> dict:
+        from distillery.estimate import unpaid
+
+        return unpaid(self.recipe)  # offline or replay: nothing is sent
+
+    # -- a Spirit ----------------------------------------------------------------------------
+    @classmethod
+    def from_metadata(cls, metadata: dict, where: str) -> SpansTask:
+        found = metadata.get("labels") or {}
+        if not isinstance(found.get("types"), dict) or not found["types"]:
+            raise ValueError(f"{where}: a spans Spirit without its span types (labels metadata)")
+        return cls(types=found["types"])
+
+    def parse_heads(self, text: str, where: str) -> list[dict]:
+        def check(row: dict) -> str | None:
+            if not isinstance(row.get("utterance"), str):
+                return 'a heads line needs the "utterance" its spans are in'
+            return check_spans(row.get("spans"), row["utterance"], self.types)
+
+        return base.parse_heads(text, where, check)
+
+    def request_context(self, path: Path | None) -> None:
+        return base.no_tools(path, self.kind)
+
+    def ask(self, predictor: SpanPredictor, text: str, context: None):
+        return predictor.predict(text)
+
+    def answer_json(self, prediction):
+        return prediction.answer
+
+    def predict_rows(self, predictor: SpanPredictor, path: Path, context: None, on_progress=None) -> list[dict]:
+        return base.predict_texts(predictor, path, on_progress)
+
+    def fixed_context(self) -> str:
+        return types_context(self.types)
+
+    def card(self) -> dict:
+        return {"what": "span extraction: given a text, it writes the spans of its types that the text holds, as "
+                        'JSON `[{"type": ..., "text": ...}]`',
+                "trained_on": f"Its span types: {', '.join(f'`{t}`' for t in self.types)}.",
+                "tags": ["token-classification", "ner"], "example": "Mail anna.berg@example.com before Friday.",
+                "fixed_context": "span types, one `type: what it is` a line",
+                "constraint": "distillery decodes under a schema whose texts are spans of the input, so it can only "
+                              "point into\nthe text; plain `generate` has no such constraint."}
+
+    def answer_schema(self) -> dict:
+        """An answer's JSON schema without a request: spans of the declared types (a gguf bottle's
+        .gbnf; distillery's own decoding also keeps each text to a span of the request)."""
+        item = {"type": "object", "properties": {"type": {"enum": list(self.types)}, "text": {"type": "string"}},
+                "required": ["type", "text"], "additionalProperties": False}
+        return {"type": "array", "items": item}
+
+    def chat_turn(self, request, utterance: str, model: str):
+        return base.JsonTurn(request, utterance, self.kind, model, '{"spans": [{"type", "text"}]}')
 
     def spirit_context(self) -> dict[str, str]:
         return {"labels": json.dumps({"types": self.types}, ensure_ascii=False)}
@@ -116,9 +190,6 @@ class SpansTask:
         return _SpanFile(path)
 
     def build_mash(self, teacher, run_dir: Path, on_progress=None):
-        if hasattr(teacher, "complete"):
-            raise TeacherError("an LLM teacher for span extraction is not available in this version. Fix: "
-                               "`teacher: {provider: offline}` or `{provider: replay, traces: FILE}`.")
         types = self.types
 
         def judge(candidate: dict) -> tuple[str | None, dict | None]:
@@ -165,7 +236,8 @@ class SpansTask:
     def decoding(self, hearts: list[dict]) -> dict:
         return {"grammar": True, "types": list(self.types)}
 
-    def predictor(self, model, tok, fmt, decoding: dict) -> SpanPredictor:
+    def predictor(self, model, tok, fmt, decoding: dict, grammar: bool | None = None) -> SpanPredictor:
+        base.always_constrained(grammar, self.kind)
         return SpanPredictor(model, tok, fmt, self.types)
 
     def taste(self, predictor: SpanPredictor, heads: list[dict], *, samples: int, held_out: int | None) -> dict:

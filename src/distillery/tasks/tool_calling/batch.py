@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distillery.errors import DistilleryError
+from distillery.openai_api import last_user_message
 from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.schema import Tool
@@ -76,24 +77,6 @@ def _parse_line(line: str, where: str) -> Request:
     if row.get("tools") is not None:
         tools = parse_tools(row["tools"], where=f'{where}, "tools"')
     return Request(id=row["id"], utterance=utterance.strip(), tools=tools)
-
-
-def last_user_message(messages: object, where: str) -> str:
-    """The text of the last user message in OpenAI chat `messages` (string or text parts)."""
-    if not isinstance(messages, list):
-        raise DistilleryError(f'{where}: "messages" must be a list of chat messages. '
-                              'Fix: e.g. "messages": [{"role": "user", "content": "..."}].')
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = " ".join(p.get("text", "") for p in content
-                                   if isinstance(p, dict) and p.get("type") == "text")
-            if isinstance(content, str) and content.strip():
-                return content
-            break
-    raise DistilleryError(f'{where}: "messages" has no user message with text. '
-                          'Fix: end with e.g. {"role": "user", "content": "set a timer for 5 minutes"}.')
 
 
 def predict_all(caller: ToolCaller, requests: list[Request], default_tools: list[Tool],

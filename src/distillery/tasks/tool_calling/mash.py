@@ -21,7 +21,7 @@ from distillery.jsonl import write_jsonl
 from distillery.mash import MashStats, near_key, normalize_utterance, remember
 from distillery.tasks.tool_calling.schema import Tool
 from distillery.tasks.tool_calling.toolgen import parse_answer, plan
-from distillery.tasks.tool_calling.validate import check_calls
+from distillery.tasks.tool_calling.validate import calls_equal, check_calls
 from distillery.teachers.cost import BudgetReached
 from distillery.teachers.retry import RetryPolicy
 from distillery.teachers.session import TeacherSession
@@ -75,19 +75,25 @@ def build_mash(teacher, catalog: list[Tool], mash_cfg, run_dir: Path, *, seed: i
             break
         rng = random.Random(f"{seed}:offer:{index}")
         calls = candidate.get("calls") if isinstance(candidate, dict) else None
-        targets = calls if isinstance(calls, list) and all(isinstance(c, dict) and c.get("name") in tools_by_name
-                                                          for c in calls) else []
+        # The right answer's tools are offered too, where a trace says what it was.
+        known = (calls if isinstance(calls, list) else []) + (candidate.get("expected") or []
+                                                              if isinstance(candidate, dict) else [])
+        targets = known if all(isinstance(c, dict) and c.get("name") in tools_by_name for c in known) else []
         # Distractors come from the tools the teacher knew were there, when it says which.
         pool = [tools_by_name[n] for n in candidate.get("pool") or []] if isinstance(candidate, dict) else []
         offered = offer_tools(targets, list(candidate.get("avoid", [])) if isinstance(candidate, dict) else [],
                               pool or catalog, rng, low, high)
         reason = candidate["reject"] if isinstance(candidate, dict) and "reject" in candidate else \
             judge(candidate, offered, tools_by_name, seen)
+        if reason is None and "expected" in candidate:
+            reason = check_calls(candidate["expected"], [tools_by_name[n] for n in offered])
+            reason = reason and reason.replace(":", ": expected", 1)
         stats.candidates += 1
         if reason is None:
             remember(seen, candidate["utterance"])
+            extra = {"expected": candidate["expected"]} if "expected" in candidate else {}
             accepted.append({"id": f"m{index:06d}", "utterance": candidate["utterance"].strip(),
-                             "tools": offered, "calls": candidate["calls"],
+                             "tools": offered, "calls": candidate["calls"], **extra,
                              "teacher": candidate.get("teacher", {})})
             stats.accepted += 1
         else:
@@ -97,11 +103,17 @@ def build_mash(teacher, catalog: list[Tool], mash_cfg, run_dir: Path, *, seed: i
         index += 1
         if on_progress:
             on_progress(stats)
+    graded = [right_answer(ex, tools_by_name) for ex in accepted if "expected" in ex]
+    stats.teacher_accuracy = sum(graded) / len(graded) if graded else None
     run_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(run_dir / "mash.rejects.jsonl", rejected)
     write_jsonl(run_dir / "mash.jsonl", accepted)
     return stats
 
+
+def right_answer(example: dict, tools_by_name: dict[str, Tool]) -> bool:
+    """Whether the teacher's calls are the example's `expected` ones (True where none is given)."""
+    return "expected" not in example or calls_equal(example["expected"], example["calls"], tools_by_name)
 
 
 # -- LLM teachers ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from distillery.decoding import as_runner, greedy_decode
 from distillery.errors import DistilleryError
 from distillery.students.prompt_format import PromptFormat
 from distillery.tasks.tool_calling.grammar import CallGrammar
-from distillery.tasks.tool_calling.prompt import parse_completion
+from distillery.tasks.tool_calling.prompt import call_prefix, parse_completion, prompt_ids
 from distillery.tasks.tool_calling.schema import Tool
 from distillery.tasks.tool_calling.validate import coerce_arguments
 
@@ -70,11 +70,11 @@ class ToolCaller:
 
     def predict(self, utterance: str, tools: list[Tool]) -> Prediction:
         start = time.perf_counter()
-        prompt_ids = self.format.prompt_ids(self.tokenizer, utterance, tools)
-        room = self.max_len - len(prompt_ids)
+        ids = prompt_ids(self.format, self.tokenizer, utterance, tools)
+        room = self.max_len - len(ids)
         if room < MIN_ANSWER_TOKENS:
             raise PromptTooLong(
-                f"the request with its {len(tools)} offered tools takes {len(prompt_ids)} tokens of the student's "
+                f"the request with its {len(tools)} offered tools takes {len(ids)} tokens of the student's "
                 f"{self.max_len}-token context, leaving {max(room, 0)} for the answer. Fix: offer fewer tools "
                 "(e.g. `--tools FILE` with the few a request can need; the student was trained on the recipe's "
                 "`mash.tools_per_call`), or distill with a larger `student.max_seq_len`.")
@@ -82,11 +82,11 @@ class ToolCaller:
         if self.known_first:
             constraint = _AbstainUnoffered(self, {t.name for t in tools}, constraint)
         try:
-            out_ids = greedy_decode(self.model, prompt_ids, eos_id=self.eos_id, max_new_tokens=self.max_new_tokens,
+            out_ids = greedy_decode(self.model, ids, eos_id=self.eos_id, max_new_tokens=self.max_new_tokens,
                                     logits_filter=constraint)
         except _Abstain:
             return Prediction(calls=[], text="[]", latency_ms=(time.perf_counter() - start) * 1000, abstained=True,
-                              prompt_tokens=len(prompt_ids))
+                              prompt_tokens=len(ids))
         text = self.tokenizer.decode(out_ids, skip_special_tokens=False)
         calls = parse_completion(text)
         # Under the grammar every token keeps the output a valid prefix, so the only way not to
@@ -101,7 +101,7 @@ class ToolCaller:
                       "arguments": coerce_arguments(c["arguments"], by_name[c["name"]])
                       if c["name"] in by_name else c["arguments"]} for c in calls]
         return Prediction(calls=calls, text=text, latency_ms=(time.perf_counter() - start) * 1000,
-                          unfinished=unfinished, prompt_tokens=len(prompt_ids))
+                          unfinished=unfinished, prompt_tokens=len(ids))
 
 
 class _Abstain(Exception):
@@ -120,7 +120,7 @@ class _AbstainUnoffered:
 
     def __init__(self, caller: ToolCaller, offered: set[str], inner):
         self.caller, self.offered, self.inner = caller, offered, inner
-        self.prefix = caller.format.call_prefix
+        self.prefix = call_prefix(caller.format)
         self.checked = False
 
     def __call__(self, generated: list[int], logits):

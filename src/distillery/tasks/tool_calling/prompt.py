@@ -44,6 +44,27 @@ def render_prompt(utterance: str, tools: list[Tool]) -> str:
     return f"{TOOLS}{signatures}{USER}{utterance.strip()}{CALL}"
 
 
+def tools_text(fmt, tools: list[Tool]) -> str:
+    """The offered tools as a student's prompt format writes them (PromptFormat.tools)."""
+    if fmt.tools == "json":
+        return "\n".join(json.dumps(t.to_openai()["function"], ensure_ascii=False) for t in tools)
+    return "\n".join(render_tool(t) for t in tools)
+
+
+def prompt_text(fmt, utterance: str, tools: list[Tool]) -> str:
+    """The whole prompt of `utterance` with `tools` on offer, in the student's format."""
+    return fmt.framed(utterance, tools_text(fmt, tools))
+
+
+def prompt_ids(fmt, tokenizer, utterance: str, tools: list[Tool]) -> list[int]:
+    return fmt.text_ids(tokenizer, prompt_text(fmt, utterance, tools))
+
+
+def call_prefix(fmt) -> str:
+    """How every answer that makes a call begins: `[{"name":"` (compact) or `[{"name": "`."""
+    return fmt.dumps([{"name": ""}])[:-3]
+
+
 def _ordered_arguments(arguments: dict[str, Any], tool: Tool | None) -> dict[str, Any]:
     # Schema order makes the target deterministic (the student never has to guess an order),
     # and it is the order the tool grammar enforces.

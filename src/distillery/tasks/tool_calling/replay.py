@@ -6,6 +6,11 @@ assistant message right after it gives the calls (`tool_calls`, or the older
 `function_call`; none means "no tool applies"). Later turns lean on earlier context, which
 a single-turn student never sees, so they are not used. Distractors come from the tools the
 trace itself offered, so a "no call" label stays true.
+
+A line may also say what the right answer was, `"expected"`: a list of calls
+`[{"name", "arguments"}]` or an assistant message with `tool_calls` (`[]`: no call). Then the
+logged assistant is the teacher being judged: the Still learns only from its right answers,
+and the notes set its accuracy against the student's (inherited and compression errors).
 """
 
 from __future__ import annotations
@@ -62,10 +67,23 @@ def trace_candidate(line: str, number: int, catalog_names: set[str]) -> dict:
     offered = [t.get("function", t).get("name") for t in trace.get("tools") or [] if isinstance(t, dict)]
     calls = _calls(messages[turn + 1])
     pool = [name for name in offered if name in catalog_names]
+    found = {}
+    if "expected" in trace:
+        found["expected"] = _expected(trace["expected"])
     if calls and not set(pool) - {c["name"] for c in calls}:
         pool = []  # the trace offered nothing else: distractors from the catalog, as the offline teacher does
-    return {"utterance": utterance, "calls": calls, "pool": pool,
+    return {"utterance": utterance, "calls": calls, "pool": pool, **found,
             "teacher": {"provider": "replay", "line": number}}
+
+
+def _expected(value: object) -> list[dict]:
+    """The right calls of a trace: a list of {"name", "arguments"}, or an assistant message."""
+    if isinstance(value, dict):
+        return _calls(value)
+    if isinstance(value, list) and all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                       and isinstance(c.get("arguments", {}), dict) for c in value):
+        return [{"name": c["name"], "arguments": c.get("arguments", {})} for c in value]
+    raise ValueError('bad_expected: "expected" is neither a list of {"name", "arguments"} nor an assistant message')
 
 
 class ReplayTeacher:

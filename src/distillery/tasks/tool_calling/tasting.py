@@ -8,6 +8,7 @@ a Spirit that hides its weaknesses cannot be trusted.
 from __future__ import annotations
 
 
+from distillery.comparison import compare, verdict_table
 from distillery.tasks.base import latency_ms
 from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.tasks.tool_calling.metrics import (
@@ -17,6 +18,7 @@ from distillery.tasks.tool_calling.metrics import (
     strengths_and_weaknesses,
 )
 from distillery.tasks.tool_calling.schema import Tool
+from distillery.tasks.tool_calling.validate import calls_equal
 
 
 def pick_samples(rows: list[dict], n: int) -> list[dict]:
@@ -43,6 +45,9 @@ def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples
         texts.append(pred.text)
         if on_progress:
             on_progress(i + 1, len(heads))
+    # The right answer is `expected` where the heads carry one (a judged teacher), else the teacher's calls.
+    graded = [(ex, pred) for ex, pred in zip(heads, predictions) if "expected" in ex]
+    heads = [{**ex, "calls": ex["expected"]} if "expected" in ex else ex for ex in heads]
     metrics = score(heads, predictions, tools_by_name)
     verdicts = metrics.pop("verdicts")
     parts = breakdown(heads, predictions, tools_by_name)
@@ -53,7 +58,7 @@ def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples
     for row, text in zip(rows, texts):
         if row["predicted"] is None:
             row["raw_output"] = text
-    return {
+    found = {
         "proof": metrics[PROOF_METRIC],
         "proof_metric": PROOF_METRIC,
         "metrics": metrics,
@@ -66,3 +71,13 @@ def taste(caller: ToolCaller, heads: list[dict], catalog: list[Tool], *, samples
         "unfinished": unfinished,  # constrained outputs that ran out of tokens and became "no call"
         "predictions": rows,
     }
+    # Teacher against student on the heads that say what was right: the verdict, and each student
+    # error inherited (the teacher was wrong too) or compression.
+    if graded:
+        records = [{"id": ex["id"], "teacher_right": calls_equal(ex["expected"], ex["calls"], tools_by_name),
+                    "student_right": pred is not None and calls_equal(ex["expected"], pred, tools_by_name)}
+                   for ex, pred in graded]
+        found["verdict"] = compare(records, teacher_ms_per_request=None,
+                                   student_ms_per_request=found["latency_ms"]["p50"], teacher_cost_per_request=None)
+        found["verdict_markdown"] = verdict_table(found["verdict"])
+    return found
