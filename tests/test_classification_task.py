@@ -168,6 +168,10 @@ def test_the_classifier_answers_the_openai_client_with_its_label_as_json(router)
                                                response_format={"type": "json_object"})
         assert json.loads(reply.choices[0].message.content) == {"label": "music"}
         assert reply.choices[0].finish_reason == "stop" and not reply.choices[0].message.tool_calls
+        streamed = client.chat.completions.create(model=name, messages=[{"role": "user", "content": "play some jazz"}],
+                                                  stream=True)
+        assert json.loads("".join(c.choices[0].delta.content or "" for c in streamed if c.choices)) == \
+            {"label": "music"}
         with pytest.raises(openai.BadRequestError, match="calls no tools"):
             client.chat.completions.create(model=name, messages=[{"role": "user", "content": "hi"}], tools=[
                 {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])

@@ -56,7 +56,8 @@ valid = st.fixed_dictionaries(
      "max_tokens": st.integers(1, 6)},  # small: an answer costs a few decoding steps
     optional={"tool_choice": st.sampled_from(["none", "auto", "required"]) | st.fixed_dictionaries(
         {"type": st.just("function"), "function": st.fixed_dictionaries({"name": names})}),
-        "parallel_tool_calls": st.booleans(), "temperature": st.floats(0, 2), "n": st.just(1)})
+        "parallel_tool_calls": st.booleans(), "temperature": st.floats(0, 2), "n": st.just(1),
+        "stream": st.booleans()})
 FIELDS = ["model", "messages", "tools", "max_tokens", "tool_choice", "n", "stream", "parallel_tool_calls",
           "max_completion_tokens"]
 # ... as it is, or with one field replaced by anything at all.
@@ -66,6 +67,10 @@ body = st.tuples(valid, st.none() | st.tuples(st.sampled_from(FIELDS), json_valu
 
 def check(reply) -> None:
     assert reply.status_code < 500, reply.text
+    if reply.headers.get("content-type", "").startswith("text/event-stream"):
+        events = [line.removeprefix("data: ") for line in reply.text.split("\n\n") if line]
+        assert events[-1] == "[DONE]" and all(json.loads(e)["object"] == "chat.completion.chunk" for e in events[:-1])
+        return
     data = reply.json()
     if reply.status_code >= 400:
         assert isinstance(data["error"]["message"], str) and data["error"]["message"]

@@ -67,16 +67,13 @@ class ChatRequest(BaseModel):
             raise ValueError("only n=1 is supported: decoding is greedy, so every choice would be the same")
         return n
 
-    @field_validator("stream")
-    @classmethod
-    def _no_stream(cls, stream: bool | None) -> bool | None:
-        if stream:
-            raise ValueError("streaming is not supported: a call is sent whole, once the grammar has closed it. "
-                             "Fix: leave out stream, or set it to false")
-        return stream
-
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def usage_in_stream(self) -> bool:
+        """`stream_options: {"include_usage": true}`: a last chunk carries the usage."""
+        options = (self.model_extra or {}).get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
 
 
 def validation_error(errors: list[dict]) -> ApiError:
@@ -117,6 +114,38 @@ def chat_completion(*, model: str, calls: list[dict], finish_reason: str, prompt
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
+
+
+STREAM_PIECE = 24  # characters of arguments or content a chunk: clients must assemble pieces
+
+
+def completion_chunks(completion: dict, *, usage: bool = False) -> list[dict]:
+    """A chat.completion as the `chat.completion.chunk` objects of `stream: true`, in order: the
+    role, the content or each tool call (id and name first, then its arguments in pieces), the
+    finish reason, and with `usage` a last chunk with no choices and the token counts. The
+    official clients assemble them into the same message."""
+    head = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+    choice, message = completion["choices"][0], completion["choices"][0]["message"]
+
+    def chunk(delta: dict, finish: str | None = None) -> dict:
+        return {**head, "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    def pieces(text: str) -> list[str]:
+        return [text[i:i + STREAM_PIECE] for i in range(0, len(text), STREAM_PIECE)] or [""]
+
+    chunks = [chunk({"role": "assistant", "content": "" if message.get("content") is not None else None})]
+    if message.get("content"):
+        chunks += [chunk({"content": piece}) for piece in pieces(message["content"])]
+    for i, call in enumerate(message.get("tool_calls") or []):
+        chunks.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+        chunks += [chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+                   for piece in pieces(call["function"]["arguments"])]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if usage:
+        chunks.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]})
+    return chunks
 
 
 def model_card(name: str, created: int, **extra: Any) -> dict:

@@ -4,7 +4,8 @@
     GET  /v1/models              every Spirit and alias
     GET  /v1/models/{model}
     POST /v1/chat/completions    messages + tools in, tool_calls out (grammar-constrained); a
-                                 classification or spans Spirit answers JSON as the content
+                                 classification or spans Spirit answers JSON as the content;
+                                 `stream: true` answers the same as server-sent chunks
 
 A model name is looked up in the Cellar on every request (cheap: the index is re-read only
 when its file changes), so re-pointing an alias takes effect at once; a request keeps the
@@ -32,14 +33,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from distillery.cellar import Cellar, CellarError
 from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
-from distillery.openai_api import (ApiError, ChatRequest, chat_completion, error_body, last_user_message, model_card,
-                                   validation_error)
+from distillery.openai_api import (ApiError, ChatRequest, chat_completion, completion_chunks, error_body,
+                                   last_user_message, model_card, validation_error)
 from distillery.prefix_cache import PrefixCachedRunner
 from distillery.spirit import Spirit, load_spirit
 from distillery.tasks.base import Reply
@@ -279,9 +280,17 @@ def create_app(cellar: Cellar, *, api_key: str | None = None, max_body: int = MA
                 raise ApiError(504, f"no answer within the server's limit of {timeout_s:g} s per request (busy, or "
                                     "a long answer). Fix: retry, lower max_tokens, or start the server with a longer "
                                     "--timeout.", type="timeout_error", code="timeout") from None
-        return chat_completion(model=entry["name"], calls=reply.calls, finish_reason=reply.finish_reason,
-                               prompt_tokens=reply.prompt_tokens, completion_tokens=completion_tokens,
-                               fingerprint="spirit-" + loaded.sha256[:16], content=reply.content or "")
+        completion = chat_completion(model=entry["name"], calls=reply.calls, finish_reason=reply.finish_reason,
+                                     prompt_tokens=reply.prompt_tokens, completion_tokens=completion_tokens,
+                                     fingerprint="spirit-" + loaded.sha256[:16], content=reply.content or "")
+        if not request.stream:
+            return completion
+        # Server-sent events once decoding is done: a call is only valid (and its values coerced to
+        # their types) once the grammar has closed it, and a Spirit's whole answer takes tens of ms.
+        events = [f"data: {json.dumps(c, ensure_ascii=False)}\n\n"
+                  for c in completion_chunks(completion, usage=request.usage_in_stream())]
+        return StreamingResponse(iter(events + ["data: [DONE]\n\n"]), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache"})
 
     app.add_middleware(Guard, api_key=api_key, max_body=max_body)
     return app
