@@ -114,6 +114,24 @@ def still(recipe: Path = RecipeArg, runs: Path = RunsOpt):
     typer.echo(str(run.dir / "still"))
 
 
+@app.command()
+@friendly
+def refine(
+    run: Path = typer.Argument(..., show_default=False, help="A finished run folder, e.g. runs/needle-v3."),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="Rounds to add to those already done."),
+    probe: int = typer.Option(500, "--probe", min=10, help="Fresh teacher requests the Spirit is tasted on a round."),
+    per_failure: int = typer.Option(3, "--per-failure", min=1, help="New examples asked for around each failure."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Still epochs a round (default: a quarter of the "
+                               "recipe's)."),
+):
+    """Taste the Spirit on fresh teacher requests, have the teacher write new examples around its
+    failures, retrain from its weights, and keep the new Spirit if the heads' proof does not fall."""
+    from distillery.refine import refine as run_refine
+
+    run_refine(run, rounds=rounds, probe=probe, per_failure=per_failure, epochs=epochs, console=err)
+    typer.echo(str(run / "refine" / "refine.json"))
+
+
 ArtifactArg = typer.Argument(..., show_default=False,
                              help="A .spirit, .onnx, .gguf or .pt file, or an hf bottle folder.")
 

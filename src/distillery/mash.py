@@ -52,6 +52,17 @@ def seen_before(seen: set[str], utterance: str) -> bool:
     return normalize_utterance(utterance) in seen or "~" + near_key(utterance) in seen
 
 
+class Listed:
+    """Candidates already made (an LLM's labels, examples written around a failure), handed to a
+    Mash builder one at a time."""
+
+    def __init__(self, candidates: list[dict]):
+        self.candidates = candidates
+
+    def candidate(self, index: int) -> dict | None:
+        return self.candidates[index] if index < len(self.candidates) else None
+
+
 def collect(teacher, total: int, judge, *, request=lambda example: example["utterance"], limit: int | None = None,
             on_progress=None) -> tuple[MashStats, list[dict], list[dict]]:
     """Draw candidates from a teacher that makes them itself (offline, replay, labels already

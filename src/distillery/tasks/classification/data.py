@@ -65,16 +65,6 @@ class LabelledFile:
         return candidate
 
 
-class Listed:
-    """Candidates already made (an LLM's labels), handed to `build_mash` one at a time."""
-
-    def __init__(self, candidates: list[dict]):
-        self.candidates = candidates
-
-    def candidate(self, index: int) -> dict | None:
-        return self.candidates[index] if index < len(self.candidates) else None
-
-
 def request_text(example: dict) -> str:
     """The text the student reads: the conversation so far, then the request."""
     context = example.get("context")

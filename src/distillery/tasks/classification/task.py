@@ -14,7 +14,7 @@ from pathlib import Path
 
 from distillery import comparison
 from distillery.errors import TeacherError
-from distillery.mash import normalize_utterance
+from distillery.mash import Listed, normalize_utterance
 from distillery.tasks import base
 from distillery.tasks.base import latency_ms, wrong_first
 from distillery.tasks.classification import data
@@ -177,7 +177,7 @@ class ClassificationTask:
             except BudgetReached:
                 raise TeacherError(f"teacher.budget_usd (${r.teacher.budget_usd:g}) reached. Fix: raise it and run "
                                    "again; every answer paid for is in the journal and not paid again.") from None
-            teacher = data.Listed(found)
+            teacher = Listed(found)
         return data.build_mash(teacher, self.names, self.multi_label, r.mash, run_dir, seed=r.seed,
                                on_progress=on_progress)
 

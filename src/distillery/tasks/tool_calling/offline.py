@@ -102,6 +102,29 @@ class OfflineTeacher:
         text, args, frame = self._single(tool, rng)
         return _candidate(text, [{"name": tool.name, "arguments": args}], [], frame)
 
+    def around(self, example: dict, k: int, index: int) -> list[dict]:
+        """`k` new candidates like `example` (one the student got wrong): the same tools with new
+        values and new phrasing, or, where the right answer was no call, new requests that need
+        none (small talk, or a request for a tool that is not on offer). Seeded by `index`."""
+        by_name = {t.name: t for t in self.catalog}
+        targets = [by_name[c["name"]] for c in example.get("calls") or [] if c.get("name") in by_name]
+        unoffered = [t for t in self.catalog if t.name not in set(example.get("tools") or ())]
+        found = []
+        for j in range(k):
+            rng = random.Random(f"{self.seed}:around:{index}:{j}")
+            if len(targets) >= 2:
+                found.append(self._parallel(targets[0], targets[1], rng))
+            elif targets:
+                text, args, frame = self._single(targets[0], rng)
+                found.append(_candidate(text, [{"name": targets[0].name, "arguments": args}], [], frame))
+            elif j % 2 and unoffered:
+                tool = rng.choice(unoffered)
+                text, _, frame = self._single(tool, rng)
+                found.append(_candidate(text, [], [tool.name], "unoffered." + frame))
+            else:
+                found.append(_candidate(self._small_talk_line(rng), [], [], "smalltalk"))
+        return found
+
     def _tool_for(self, index: int) -> Tool:
         # Each block of len(catalog) candidates visits every tool once, in a seeded order.
         block, position = divmod(index, len(self.catalog))

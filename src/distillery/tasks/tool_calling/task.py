@@ -157,6 +157,10 @@ class ToolCallingTask:
     def group_key(self, example: dict) -> str:
         return normalize_utterance(example["utterance"])
 
+    def around(self, teacher, failures: list[dict], k: int, seed: int) -> list[dict]:
+        """`k` new candidates per failure (refine.py): the same tools, new values and phrasing."""
+        return [c for i, ex in enumerate(failures) for c in teacher.around(ex, k, seed * 1_000_000 + i)]
+
     # -- the Still ---------------------------------------------------------------------------
     def texts(self, examples: list[dict]) -> list[str]:
         return [render_prompt(ex["utterance"], [self.tools_by_name[n] for n in ex["tools"]])
