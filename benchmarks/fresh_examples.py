@@ -1,6 +1,7 @@
 """A Spirit on fresh offline-teacher examples: a second Mash of its catalog that it never trained on.
 
-    python benchmarks/fresh_examples.py runs/needle-v3 [--seed 7] [--n 500] [--json benchmarks/results/fresh_examples.json]
+    python benchmarks/fresh_examples.py runs/needle-v3 [--seed 7] [--n 500] [--spirits needle.spirit needle-r1.spirit]
+        [--json benchmarks/results/fresh_examples.json]
 
 The 100 heads of a run move by about +-0.05 from one change to the next; a few hundred more
 examples tell real gains from noise. The run's own recipe makes a Mash with another seed
@@ -38,7 +39,10 @@ def fresh_examples(spirit, run: Path, seed: int, n: int, console: Console) -> li
     with tempfile.TemporaryDirectory(prefix="fresh-") as tmp:
         mash = Run(recipe_from_dict(data, base_dir=Path(tmp)), runs_root=Path(tmp), console=console)
         examples = read_jsonl(mash.run(until="mash") / "mash.jsonl")
-    trained = {normalize_utterance(ex["utterance"]) for ex in read_jsonl(run / "cuts" / "hearts.jsonl")}
+    # Every example a student of this run trained on: the hearts and any refine round's slice.
+    rounds = sorted((run / "refine").glob("round-*/examples.jsonl"))
+    trained = {normalize_utterance(ex["utterance"]) for path in [run / "cuts" / "hearts.jsonl", *rounds]
+               for ex in read_jsonl(path)}
     return [ex for ex in examples if normalize_utterance(ex["utterance"]) not in trained][:n]
 
 
@@ -47,19 +51,28 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a finished run directory, e.g. runs/needle-v3")
     parser.add_argument("--seed", type=int, default=7, help="the fresh Mash's seed (not the run's)")
     parser.add_argument("--n", type=int, default=500, help="fresh examples to taste")
+    parser.add_argument("--spirits", nargs="+", default=None,
+                        help="Spirit files of the run to taste side by side on the same examples (default: the "
+                             "run's own, <name>.spirit), e.g. needle.spirit needle-r1.spirit")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/fresh_examples.json"))
     args = parser.parse_args()
     console = Console(stderr=True)
-    spirit = load_spirit(next(args.run.glob("*.spirit")))
-    examples = fresh_examples(spirit, args.run, args.seed, args.n, console)
-    caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, spirit.decoding)
-    metrics = taste(caller, examples, spirit.tools)["metrics"]
-    row = {k: round(metrics[k], 4) for k in COLUMNS}
-    print(f"{args.run.name} on {len(examples)} fresh examples (seed {args.seed}): "
-          + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    name = yaml.safe_load((args.run / "recipe.yaml").read_text())["name"]
+    names = args.spirits or [f"{name}.spirit"]
+    spirits = [load_spirit(args.run / n) for n in names]
+    examples = fresh_examples(spirits[0], args.run, args.seed, args.n, console)
+    rows = {}
+    for file, spirit in zip(names, spirits):
+        caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, spirit.decoding)
+        metrics = taste(caller, examples, spirit.tools)["metrics"]
+        rows[file] = {k: round(metrics[k], 4) for k in COLUMNS}
+        print(f"{file} on {len(examples)} fresh examples (seed {args.seed}): "
+              + "  ".join(f"{k} {v:.3f}" for k, v in rows[file].items()))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"run": args.run.name, "seed": args.seed, "n": len(examples), **row}, indent=2)
-                         + "\n")
+    report = {"run": args.run.name, "seed": args.seed, "n": len(examples), **rows[names[0]]}
+    if len(names) > 1:
+        report["spirits"] = rows
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -184,6 +184,21 @@ class Cellar:
         keys = list(dict.fromkeys([*na, *nb]))
         return [(k, na.get(k), nb.get(k), nb[k] - na[k] if k in na and k in nb else None) for k in keys]
 
+    def lineage(self, name: str) -> list[str]:
+        """The Spirit and its ancestors, newest first: Cellar names where the parent is in the
+        Cellar, else the parent's sha256 (first 12), where the chain leaves the Cellar."""
+        entry, by_sha = self.resolve(name), {e["sha256"]: n for n, e in self.entries().items()}
+        chain, seen = [entry["name"]], {entry["sha256"]}
+        parent = entry.get("parent")
+        while parent and parent not in seen:
+            seen.add(parent)
+            if parent not in by_sha:
+                chain.append(parent[:12])
+                break
+            chain.append(by_sha[parent])
+            parent = self.entries()[by_sha[parent]].get("parent")
+        return chain
+
     # -- writing -----------------------------------------------------------------------------
     def _lock(self) -> FileLock:
         self.root.mkdir(parents=True, exist_ok=True)

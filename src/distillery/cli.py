@@ -132,6 +132,26 @@ def refine(
     typer.echo(str(run / "refine" / "refine.json"))
 
 
+@app.command()
+@friendly
+def age(
+    spirit: Path = typer.Argument(..., show_default=False, help="The .spirit file to train further (a tiny student)."),
+    recipe: Path = RecipeArg,
+    runs: Path = RunsOpt,
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Still epochs (default: half the recipe's)."),
+):
+    """Train a Spirit further on a new Recipe's Mash (a tool added, new cases), from its weights; taste
+    it on the new heads and on its old ones. The aged Spirit names the old one as its parent."""
+    from distillery.age import age as run_age
+    from distillery.recipe import load_recipe
+
+    notes = run_age(spirit, load_recipe(recipe), runs_root=runs, epochs=epochs, console=err)
+    typer.echo(json.dumps({k: notes[k] for k in ("spirit", "proof_metric", "old_heads_delta")}
+                          | {"new_heads_proof": notes["new_heads"]["proof"],
+                             "old_heads_proof": notes["old_heads"]["proof"],
+                             "parent_proof": notes["parent"]["proof"]}, indent=2))
+
+
 ArtifactArg = typer.Argument(..., show_default=False,
                              help="A .spirit, .onnx, .gguf or .pt file, or an hf bottle folder.")
 

@@ -144,6 +144,11 @@ def diff(a: str = typer.Argument(..., help="The first Spirit (name or alias).", 
         sign = "" if delta is None or delta <= 0 else "+"
         table.add_row(key, cell(va), cell(vb), sign + cell(delta))
     out.print(table)
+    cellar = _cellar()
+    for label in (a, b):  # where each came from: refined or aged Spirits name their parent
+        chain = cellar.lineage(label)
+        if len(chain) > 1:
+            out.print(f"lineage of {label}: " + " <- ".join(chain), highlight=False)
 
 
 @cellar_app.command()

@@ -32,7 +32,7 @@ from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl, write_jsonl
 from distillery.mash import Listed, remember, seen_before
 from distillery.recipe import recipe_from_dict
-from distillery.spirit import file_sha256, load_spirit, write_spirit
+from distillery.spirit import load_spirit, write_child
 from distillery.tasks import task_for
 
 
@@ -140,18 +140,18 @@ def _round(number, recipe, task, teacher, parent, hearts, heads, slices, seen, o
            "kept": after["proof"] >= before, "spirit": None}
     if row["kept"]:
         name = f"{recipe.name}-r{number}.spirit"
-        meta = parent.metadata
-        headline = {"proof": after["proof"], "proof_metric": after["proof_metric"], "metrics": after["metrics"],
-                    "n_eval": after["n_eval"], "latency_ms": after["latency_ms"],
-                    "params": meta["tasting"].get("params"), "train_seconds": result.train_seconds}
-        lineage = {**meta["lineage"], "parent": file_sha256(parent.path), "refine_round": number,
-                   "refine_examples": len(added)}
-        write_spirit(out.parent / name, model, model_config=meta["model_config"], tokenizer_json=meta["tokenizer"],
-                     recipe_yaml=meta["recipe"], task=task.kind, context=task.spirit_context(), tasting=headline,
-                     lineage=lineage, decoding=decoding, student=meta["student"], prompt_format=fmt,
-                     chat_template=meta.get("chat_template"), heads=meta.get("heads"), dtype=recipe.spirit.dtype)
+        write_child(out.parent / name, model, parent, tasting=headline(after, parent, result.train_seconds),
+                    lineage={"refine_round": number, "refine_examples": len(added)}, decoding=decoding,
+                    context=task.spirit_context(), dtype=recipe.spirit.dtype)
         row["spirit"] = name
     return row
+
+
+def headline(notes: dict, parent, train_seconds: float) -> dict:
+    """The Spirit's `tasting` metadata from a tasting's notes."""
+    return {"proof": notes["proof"], "proof_metric": notes["proof_metric"], "metrics": notes["metrics"],
+            "n_eval": notes["n_eval"], "latency_ms": notes["latency_ms"],
+            "params": parent.metadata["tasting"].get("params"), "train_seconds": train_seconds}
 
 
 def _with(recipe, *, seed: int | None = None, total: int | None = None, task=None):

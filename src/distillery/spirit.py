@@ -59,6 +59,18 @@ class Spirit:
         return getattr(self.task, "catalog", [])
 
 
+def write_child(path: Path, model, parent: Spirit, *, tasting: dict, lineage: dict, decoding: dict, context: dict,
+                recipe_yaml: str | None = None, heads: str | None = None, dtype: str = "float32") -> None:
+    """A Spirit trained further from `parent` (refine, age): the parent's student, tokenizer and
+    prompt format, new weights, notes and decoding; its lineage's `parent` is the parent file's sha256."""
+    meta = parent.metadata
+    write_spirit(path, model, model_config=meta["model_config"], tokenizer_json=meta["tokenizer"],
+                 recipe_yaml=recipe_yaml or meta["recipe"], task=meta["task"], context=context, tasting=tasting,
+                 lineage={**meta["lineage"], **lineage, "parent": file_sha256(parent.path)}, decoding=decoding,
+                 student=meta["student"], prompt_format=parent.format, chat_template=meta.get("chat_template"),
+                 heads=heads if heads is not None else meta.get("heads"), dtype=dtype)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
