@@ -124,3 +124,22 @@ def test_one_utterance_still_works_and_both_forms_at_once_do_not(spirit: Path, t
     assert both.exit_code == 2 and "--input" in both.output
     neither = CliRunner().invoke(app, ["predict", str(spirit)])
     assert neither.exit_code == 2
+
+
+def test_batched_decoding_gives_every_request_the_answer_it_gets_alone(small_run):
+    """Left-padded prompts, one forward pass a step for all: nothing may change an answer."""
+    from distillery.jsonl import read_jsonl
+    from distillery.spirit import load_spirit
+    from distillery.tasks.tool_calling.predictor import ToolCaller
+
+    spirit = load_spirit(small_run.spirit_path())
+    by_name = {t.name: t for t in spirit.tools}
+    heads = read_jsonl(small_run.dir / "cuts" / "heads.jsonl") + read_jsonl(small_run.dir / "cuts" / "hearts.jsonl")[:20]
+    requests = [(h["utterance"], [by_name[n] for n in h["tools"]]) for h in heads]
+    decoding = {**spirit.decoding, "known_tools": list(by_name)}  # abstaining on: a filter that stops a sequence
+    for grammar in (True, False):
+        caller = ToolCaller.from_decoding(spirit.model, spirit.tokenizer, spirit.format, decoding, grammar=grammar)
+        alone = [caller.predict(u, tools) for u, tools in requests]
+        together = caller.predict_many(requests, batch_size=8)
+        assert [(p.calls, p.text, p.abstained, p.unfinished) for p in together] == \
+            [(p.calls, p.text, p.abstained, p.unfinished) for p in alone]

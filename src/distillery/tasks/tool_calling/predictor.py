@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
-from distillery.decoding import as_runner, greedy_decode
+from distillery.decoding import TorchRunner, as_runner, batch_greedy_decode, greedy_decode
 from distillery.errors import DistilleryError
 from distillery.students.prompt_format import PromptFormat
 from distillery.tasks.tool_calling.grammar import CallGrammar
@@ -70,6 +70,41 @@ class ToolCaller:
 
     def predict(self, utterance: str, tools: list[Tool]) -> Prediction:
         start = time.perf_counter()
+        ids, constraint = self._prepare(utterance, tools)
+        try:
+            out: list[int] | Exception = greedy_decode(self.model, ids, eos_id=self.eos_id,
+                                                       max_new_tokens=self.max_new_tokens, logits_filter=constraint)
+        except _Abstain as exc:
+            out = exc
+        return self._finish(out, ids, constraint, tools, (time.perf_counter() - start) * 1000)
+
+    def predict_many(self, requests: list[tuple[str, list[Tool]]], batch_size: int = 16) -> list[Prediction]:
+        """`predict` of every (utterance, tools), decoded `batch_size` at a time in one batch (one
+        forward pass per step for all of them) where the model runs in torch; elsewhere (an ONNX
+        or llama.cpp bottle's runner) one at a time. Each answer is `predict`'s; `latency_ms` is
+        the batch's time shared among its requests."""
+        if not isinstance(self.model, TorchRunner) or batch_size <= 1:
+            return [self.predict(utterance, tools) for utterance, tools in requests]
+        model = self.model.model
+        found = []
+        for first in range(0, len(requests), batch_size):
+            chunk = requests[first:first + batch_size]
+            start = time.perf_counter()
+            prepared = [self._prepare(utterance, tools) for utterance, tools in chunk]
+            prompts = [ids[-(self.max_len - 1):] for ids, _ in prepared]
+            outs = batch_greedy_decode(model, prompts, eos_id=self.eos_id, pad_id=self.format.pad_id,
+                                       max_new_tokens=[min(self.max_new_tokens, self.max_len - len(p)) for p in prompts],
+                                       logits_filters=[constraint for _, constraint in prepared])
+            for out in outs:
+                if isinstance(out, Exception) and not isinstance(out, _Abstain):
+                    raise out
+            share = (time.perf_counter() - start) * 1000 / len(chunk)
+            found += [self._finish(out, ids, constraint, tools, share)
+                      for out, (ids, constraint), (_, tools) in zip(outs, prepared, chunk)]
+        return found
+
+    def _prepare(self, utterance: str, tools: list[Tool]):
+        """The prompt's ids and the decoding constraint (grammar, abstaining) of one request."""
         ids = prompt_ids(self.format, self.tokenizer, utterance, tools)
         room = self.max_len - len(ids)
         if room < MIN_ANSWER_TOKENS:
@@ -81,13 +116,14 @@ class ToolCaller:
         constraint = self.grammar.matcher(tools, utterance=utterance, copied=self.copied) if self.grammar else None
         if self.known_first:
             constraint = _AbstainUnoffered(self, {t.name for t in tools}, constraint)
-        try:
-            out_ids = greedy_decode(self.model, ids, eos_id=self.eos_id, max_new_tokens=self.max_new_tokens,
-                                    logits_filter=constraint)
-        except _Abstain:
-            return Prediction(calls=[], text="[]", latency_ms=(time.perf_counter() - start) * 1000, abstained=True,
-                              prompt_tokens=len(ids))
-        text = self.tokenizer.decode(out_ids, skip_special_tokens=False)
+        return ids, constraint
+
+    def _finish(self, out: list[int] | Exception, ids: list[int], constraint, tools: list[Tool],
+                latency_ms: float) -> Prediction:
+        """The Prediction from the generated ids (or the abstention that stopped them)."""
+        if isinstance(out, _Abstain):
+            return Prediction(calls=[], text="[]", latency_ms=latency_ms, abstained=True, prompt_tokens=len(ids))
+        text = self.tokenizer.decode(out, skip_special_tokens=False)
         calls = parse_completion(text)
         # Under the grammar every token keeps the output a valid prefix, so the only way not to
         # end with valid calls is to run out of tokens (a string that never closes). Answer then
@@ -100,8 +136,8 @@ class ToolCaller:
             calls = [{"name": c["name"],
                       "arguments": coerce_arguments(c["arguments"], by_name[c["name"]])
                       if c["name"] in by_name else c["arguments"]} for c in calls]
-        return Prediction(calls=calls, text=text, latency_ms=(time.perf_counter() - start) * 1000,
-                          unfinished=unfinished, prompt_tokens=len(ids))
+        return Prediction(calls=calls, text=text, latency_ms=latency_ms, unfinished=unfinished,
+                          prompt_tokens=len(ids))
 
 
 class _Abstain(Exception):
