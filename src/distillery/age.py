@@ -21,6 +21,7 @@ from rich.console import Console
 from distillery import still
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
+from distillery.mash import remember, seen_before
 from distillery.refine import headline
 from distillery.spirit import load_spirit, write_child
 from distillery.tasks import task_for
@@ -45,6 +46,15 @@ def age(spirit_path: Path, recipe, *, runs_root: Path = Path("runs"), epochs: in
     run.run(until="cuts")
     hearts, heads = read_jsonl(run.dir / "cuts" / "hearts.jsonl"), read_jsonl(run.dir / "cuts" / "heads.jsonl")
     old_heads = task.parse_heads(parent.metadata.get("heads") or "", f"{spirit_path} (heads metadata)")
+    # The old heads measure forgetting only while nobody trains on them: a new heart that is (or
+    # nearly is) one of them is left out.
+    held: set[str] = set()
+    for ex in old_heads:
+        remember(held, ex["utterance"])
+    kept = [ex for ex in hearts if not seen_before(held, ex["utterance"])]
+    if len(kept) < len(hearts):
+        console.print(f"Age: {len(hearts) - len(kept)} new hearts are the old Spirit's heads; left out")
+    hearts = kept
     model, tok, fmt = parent.model, parent.tokenizer, parent.format
     epochs = epochs or max(1, recipe.still.epochs // 2)
     examples_of = task.epoch_examples(hearts, recipe.seed)
@@ -61,6 +71,7 @@ def age(spirit_path: Path, recipe, *, runs_root: Path = Path("runs"), epochs: in
     old = task.taste(predictor, old_heads, samples=recipe.tasting.samples, held_out=None)
     before = parent.metadata["tasting"]
     notes = {"parent": {"path": str(spirit_path), "proof": before["proof"], "metrics": before.get("metrics", {})},
+             "hearts": len(hearts),
              "proof_metric": new["proof_metric"], "epochs": epochs, "train_seconds": result.train_seconds,
              "new_heads": {k: new[k] for k in ("proof", "metrics", "n_eval", "breakdown") if k in new},
              "old_heads": {k: old[k] for k in ("proof", "metrics", "n_eval", "breakdown") if k in old},
