@@ -110,7 +110,7 @@ def _round(number, recipe, task, teacher, parent, hearts, heads, slices, seen, o
     failures = [ex for ex, row in zip(fresh, tasted["predictions"]) if row["verdict"] != "exact"]
     # 3. New examples around each failure, through the Mash's checks; never a known request.
     made = task.around(teacher, failures, per_failure, seed=number)
-    _with(recipe, total=max(1, len(made)), task=task).build_mash(Listed(made), here / "around")
+    task_for(_with(recipe, total=max(1, len(made)))).build_mash(Listed(made), here / "around")
     added = []
     for i, ex in enumerate(read_jsonl(here / "around" / "mash.jsonl")):
         if not seen_before(seen, ex["utterance"]):
@@ -154,12 +154,10 @@ def headline(notes: dict, parent, train_seconds: float) -> dict:
             "params": parent.metadata["tasting"].get("params"), "train_seconds": train_seconds}
 
 
-def _with(recipe, *, seed: int | None = None, total: int | None = None, task=None):
-    """A copy of the recipe with another seed or Mash size (the catalog kept); with `task`, that
-    copy's task."""
+def _with(recipe, *, seed: int | None = None, total: int | None = None):
+    """A copy of the recipe with another seed or Mash size (the catalog kept)."""
     mash = recipe.mash.model_copy(update={"total_examples": total}) if total else recipe.mash
-    copy = recipe.model_copy(update={"mash": mash, **({"seed": seed} if seed is not None else {})})
-    return task_for(copy) if task is not None else copy
+    return recipe.model_copy(update={"mash": mash, **({"seed": seed} if seed is not None else {})})
 
 
 def _print(rows: list[dict], console: Console) -> None:

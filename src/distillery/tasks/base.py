@@ -155,6 +155,25 @@ def predict_texts(predictor, path: Path, on_progress=None) -> list[dict]:
     return rows
 
 
+class TextAnswers:
+    """`predict` for a task whose request is one text and whose answer is a JSON object (a label,
+    spans): no tools offered, `--input` lines of `{"id", "text"}`."""
+
+    kind: str
+
+    def request_context(self, path: Path | None) -> None:
+        return no_tools(path, self.kind)
+
+    def ask(self, predictor, text: str, context: None):
+        return predictor.predict(text)
+
+    def answer_json(self, prediction):
+        return prediction.answer
+
+    def predict_rows(self, predictor, path: Path, context: None, on_progress=None) -> list[dict]:
+        return predict_texts(predictor, path, on_progress)
+
+
 @dataclass
 class Reply:
     """What a Spirit answers a chat request: tool calls, or JSON text as the message content."""

@@ -26,7 +26,7 @@ INSTRUCTION = "You classify requests. Answer with the label that fits, from thes
 INSTRUCTION_MULTI = "You classify requests. Answer with every label that fits, comma-separated, from these:"
 
 
-class ClassificationTask:
+class ClassificationTask(base.TextAnswers):
     kind = "classification"
     proof_metric = "macro_f1"
 
@@ -107,18 +107,6 @@ class ClassificationTask:
         for row in heads:
             row.setdefault("label", row.get("expected"))
         return heads
-
-    def request_context(self, path: Path | None) -> None:
-        return base.no_tools(path, self.kind)
-
-    def ask(self, predictor: LabelPredictor, text: str, context: None):
-        return predictor.predict(text)
-
-    def answer_json(self, prediction):
-        return prediction.answer
-
-    def predict_rows(self, predictor: LabelPredictor, path: Path, context: None, on_progress=None) -> list[dict]:
-        return base.predict_texts(predictor, path, on_progress)
 
     def fixed_context(self) -> str:
         return label_context(self.labels)

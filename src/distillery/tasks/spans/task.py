@@ -87,7 +87,7 @@ class SpanPredictor:
                               latency_ms=(time.perf_counter() - start) * 1000, prompt_tokens=len(prompt))
 
 
-class SpansTask:
+class SpansTask(base.TextAnswers):
     kind = "spans"
     proof_metric = "span_f1"
 
@@ -133,18 +133,6 @@ class SpansTask:
             return check_spans(row.get("spans"), row["utterance"], self.types)
 
         return base.parse_heads(text, where, check)
-
-    def request_context(self, path: Path | None) -> None:
-        return base.no_tools(path, self.kind)
-
-    def ask(self, predictor: SpanPredictor, text: str, context: None):
-        return predictor.predict(text)
-
-    def answer_json(self, prediction):
-        return prediction.answer
-
-    def predict_rows(self, predictor: SpanPredictor, path: Path, context: None, on_progress=None) -> list[dict]:
-        return base.predict_texts(predictor, path, on_progress)
 
     def fixed_context(self) -> str:
         return types_context(self.types)
