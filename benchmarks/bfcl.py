@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             student["eval_seconds"] = round(time.perf_counter() - t0, 1)
             student["distill_seconds"] = round(distill_seconds, 1)
             student["per_function"], student["epochs"] = args.per_function, args.epochs
+            if args.student != "tiny":
+                student["prompt"] = args.prompt
             student["commit"] = _commit()
             if not args.runs:
                 student.pop("spirit")  # it goes with the temporary folder
