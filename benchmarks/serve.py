@@ -1,14 +1,22 @@
-"""What `distillery serve` sustains: requests/s and p50/p95 latency at 1, 4 and 8 concurrent
-clients; what the prefix KV cache saves; whether a second decoder per Spirit would add throughput.
+"""`distillery serve` against llama.cpp's own server on the same Spirit, side by side in one run.
 
-    python benchmarks/serve.py runs/needle-v1 [--requests 200] [--json benchmarks/results/serve.json]
+    python benchmarks/serve.py runs/needle-v3 [--requests 200] [--clients 1 8 32] [--threads 1]
+                               [--json benchmarks/results/serve.json]
 
-The server runs in its own process (`distillery serve --spirit`), as in production; the
-clients are threads of this one, each sending held-out requests (the run's heads, with their
-own offered tools) over HTTP. The prefix cache is measured in-process, without HTTP: the same
-requests decoded with a fixed catalog, once reading the whole prompt each time (cold) and once
-starting from the catalog's cached KV (warm). The decoder comparison is in-process too: every
-request answered by one decoder (what the server does), then by two side by side in two threads.
+Both servers run in their own process with the same number of threads:
+- `distillery serve --spirit SPIRIT`: its default runtime (the fastest installed one that answers
+  the Spirit's heads as PyTorch does), the requests in flight decoding together;
+- `python -m llama_cpp.server --model <the Spirit's gguf bottle>`: llama.cpp's server, each request
+  a `/v1/completions` with the prompt text the Spirit's chat template writes and the grammar of the
+  request's offered tools (`.gbnf`, made as the bottle's is), greedy (temperature 0).
+The clients are threads of this process sending the run's heads (each with its own offered tools),
+the same requests to both servers; at each level the two servers take turns. Then one level with
+every request offering the same catalog (a deployment's usual case: the prefix cache's). Each row:
+requests/s, p50 and p99 latency, failures, the server's CPU milliseconds a request (its process's
+CPU time over the level: what the machine's other load does not inflate), and how many answers
+equal `predict`'s (the Spirit in its default runtime, one request at a time, in-process). llama.cpp tokenizes the prompt text
+itself, with its own pre-tokenizer and keeping the whitespace the student never reads, so its
+answers may differ from the Spirit's (bottling/gguf.py).
 """
 
 from __future__ import annotations
@@ -17,24 +25,26 @@ import argparse
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import torch
-from rich.console import Console
-from rich.table import Table
+import yaml
 
+from distillery.bottling import caller_for
+from distillery.bottling.gguf import export, schema_gbnf
 from distillery.jsonl import read_jsonl
-from distillery.serve import LoadedSpirit
-from distillery.spirit import file_sha256, load_spirit, read_metadata
-from distillery.tasks.tool_calling.prompt import render_prompt
+from distillery.runtimes import open_in
+from distillery.spirit import file_sha256, load_spirit
 from distillery.tasks.base import percentile
-from distillery.tokenizer import encode_prompt, whitespace_ids
+from distillery.tasks.tool_calling.grammar import calls_schema
+from distillery.tasks.tool_calling.prompt import parse_completion, prompt_text
+from distillery.tasks.tool_calling.validate import coerce_arguments
 
 
 def free_port() -> int:
@@ -43,198 +53,172 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(spirit: Path, port: int, threads: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "distillery.cli", "serve", "--spirit", str(spirit),
-                               "--port", str(port), "--threads", str(threads)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
+def start(command: list[str], port: int, ready: str) -> subprocess.Popen:
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"the server exited: {server.stderr.read()}")
+            raise SystemExit(f"{command[2]} exited: {server.stderr.read()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             time.sleep(0.5)
     server.kill()
-    raise SystemExit("the server did not start within 300 s")
+    raise SystemExit(f"{command[2]} did not start within 600 s")
 
 
-def load(url: str, model: str, bodies: list[dict], clients: int) -> dict:
-    """Send every body once, from `clients` threads; latency per request, requests/s overall."""
-    latencies, failures, lock, queue = [], [], threading.Lock(), iter(bodies)
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used, all its threads (Linux: /proc/PID/stat's utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Target:
+    """One server: how a request is sent and how its answer is read back as calls."""
+
+    def __init__(self, name: str, url: str, path: str, body, calls, pid: int):
+        self.name, self.url, self.path, self.body, self.calls, self.pid = name, url, path, body, calls, pid
+
+
+def load(target: Target, requests: list[tuple], expected: list, clients: int) -> dict:
+    """Send every request once from `clients` threads: requests/s, latency, failures, equal answers."""
+    latencies, failures, equal, lock, queue = [], [], [0], threading.Lock(), iter(range(len(requests)))
 
     def client():
-        with httpx.Client(base_url=url, timeout=120) as http:
+        with httpx.Client(base_url=target.url, timeout=300) as http:
             while True:
                 with lock:
-                    body = next(queue, None)
-                if body is None:
+                    i = next(queue, None)
+                if i is None:
                     return
-                start = time.perf_counter()
-                reply = http.post("/v1/chat/completions", json={**body, "model": model})
-                elapsed = (time.perf_counter() - start) * 1000
+                sent = time.perf_counter()
+                try:
+                    reply = http.post(target.path, json=target.body(*requests[i]))
+                except httpx.HTTPError as exc:
+                    with lock:
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                elapsed = (time.perf_counter() - sent) * 1000
                 with lock:
-                    if reply.status_code == 200:
-                        latencies.append(elapsed)
-                    else:
+                    if reply.status_code != 200:
                         failures.append(f"{reply.status_code} {reply.text[:200]}")
+                        continue
+                    latencies.append(elapsed)
+                    equal[0] += target.calls(reply.json(), requests[i][1]) == expected[i]
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
+    began, cpu = time.perf_counter(), cpu_seconds(target.pid)
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - began, cpu_seconds(target.pid) - cpu
     if failures:
-        print(f"{len(failures)} of {len(bodies)} requests failed, e.g. {failures[0]}")
-    if not latencies:
-        raise SystemExit("every request failed")
-    return {"clients": clients, "requests": len(bodies), "failed": len(failures),
-            "requests_per_s": round(len(latencies) / wall, 2), "p50_ms": round(percentile(latencies, 0.5), 1),
-            "p95_ms": round(percentile(latencies, 0.95), 1)}
-
-
-class Turn:
-    """One request as serve's chat turn decodes it (Task.chat_turn): these tools, no tool_choice."""
-
-    reply = None
-
-    def __init__(self, utterance: str, tools: list):
-        self.utterance, self.tools = utterance, tools
-
-    def run(self, caller):
-        return caller.predict(self.utterance, self.tools)
-
-
-def largest_catalog(spirit, heads: list[dict]) -> list:
-    """The Spirit's tools, in order, as many as fit its context with every head and room to answer."""
-    skip, longest = whitespace_ids(spirit.tokenizer), max((h["utterance"] for h in heads), key=len)
-    limit = spirit.metadata["model_config"]["max_position_embeddings"] - 64
-    tools = []
-    for tool in spirit.tools:
-        if len(encode_prompt(spirit.tokenizer, render_prompt(longest, [*tools, tool]), skip)) > limit:
-            break
-        tools.append(tool)
-    return tools
-
-
-def prefix_cache(spirit_path: Path, heads: list[dict], threads: int) -> list[dict]:
-    """p50 per request with one fixed catalog, cold (whole prompt read) vs warm (catalog KV reused):
-    the prompt read alone, and the whole answer.
-
-    Cold and warm answer each request in turn, alternating which goes first, so a change in the
-    machine's load during the run weighs on both alike.
-    """
-    torch.set_num_threads(threads)
-    spirit = load_spirit(spirit_path)
-    by_name, skip = {t.name: t for t in spirit.tools}, whitespace_ids(spirit.tokenizer)
-    results = []
-    for fixed in ([by_name[n] for n in heads[0]["tools"]], largest_catalog(spirit, heads)):
-        loaded = {"cold": LoadedSpirit(spirit, "", prefix_cache=0), "warm": LoadedSpirit(spirit, "")}
-        times, reads = {"cold": [], "warm": []}, {"cold": [], "warm": []}
-        for i, head in enumerate(heads):
-            for label in (("cold", "warm") if i % 2 else ("warm", "cold")):
-                start = time.perf_counter()
-                loaded[label].answer(Turn(head["utterance"], fixed), deadline=time.monotonic() + 60)
-                times[label].append((time.perf_counter() - start) * 1000)
-            # The prompt read alone (the time to the first token), which is what the cache shortens.
-            ids = encode_prompt(spirit.tokenizer, render_prompt(head["utterance"], fixed), skip)
-            with torch.inference_mode():
-                for label in (("cold", "warm") if i % 2 else ("warm", "cold")):
-                    start = time.perf_counter()
-                    loaded[label].runner.start(ids)
-                    reads[label].append((time.perf_counter() - start) * 1000)
-        prompt = encode_prompt(spirit.tokenizer, render_prompt("", fixed), skip)
-        row = {"tools": len(fixed), "catalog_tokens": len(prompt) - 1}
-        for label in ("cold", "warm"):
-            row[f"{label}_prompt_p50_ms"] = round(percentile(reads[label], 0.5), 2)
-            row[f"{label}_answer_p50_ms"] = round(percentile(times[label], 0.5), 2)
-            row[f"{label}_answer_mean_ms"] = round(statistics.mean(times[label]), 2)
-        row["prompt_speedup"] = round(row["cold_prompt_p50_ms"] / row["warm_prompt_p50_ms"], 2)
-        row["answer_speedup"] = round(row["cold_answer_p50_ms"] / row["warm_answer_p50_ms"], 2)
-        results.append(row)
-    return results
-
-
-def decoders(spirit_path: Path, heads: list[dict], threads: int) -> dict:
-    """Requests/s in-process with one decoder (what the server does) vs two decoders side by side
-    (two runners over the same weights, in two threads): does a second sequence add throughput?"""
-    torch.set_num_threads(threads)
-    spirit = load_spirit(spirit_path)
-    by_name = {t.name: t for t in spirit.tools}
-    work = [(h["utterance"], [by_name[n] for n in h["tools"]]) for h in heads]
-    loaded = [LoadedSpirit(spirit, "") for _ in range(2)]
-
-    def answer_all(one: LoadedSpirit, share: list) -> None:
-        for utterance, tools in share:
-            one.answer(Turn(utterance, tools), deadline=time.monotonic() + 60)
-
-    for one in loaded:  # warm: every catalog read once, as in a running server
-        answer_all(one, work)
-    best = {1: 0.0, 2: 0.0}
-    for count in (1, 2, 1, 2):  # best of two rounds each, taken in turn
-        runs = [threading.Thread(target=answer_all, args=(one, work[i::count])) for i, one in enumerate(loaded[:count])]
-        start = time.perf_counter()
-        for t in runs:
-            t.start()
-        for t in runs:
-            t.join()
-        best[count] = max(best[count], len(work) / (time.perf_counter() - start))
-    return {f"{count}_decoder_requests_per_s": round(rate, 2) for count, rate in best.items()}
+        print(f"  {target.name}: {len(failures)} of {len(requests)} failed, e.g. {failures[0]}")
+    return {"server": target.name, "clients": clients, "requests": len(requests), "failed": len(failures),
+            "requests_per_s": round(len(latencies) / wall, 2),
+            "p50_ms": round(percentile(latencies, 0.5), 1), "p99_ms": round(percentile(latencies, 0.99), 1),
+            "server_cpu_ms": round(cpu * 1000 / max(len(latencies), 1), 1), "same_as_predict": equal[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="a run directory, e.g. runs/needle-v1")
-    parser.add_argument("--requests", type=int, default=200, help="requests per concurrency level")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the server")
+    parser.add_argument("run", type=Path, help="a run directory, e.g. runs/needle-v3")
+    parser.add_argument("--requests", type=int, default=200, help="requests per level")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--threads", type=int, default=1, help="threads of each server")
+    parser.add_argument("--quantize", default=None, help="the gguf bottle's weights (default f32)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/serve.json"))
     args = parser.parse_args()
-    spirit = next(args.run.glob("*.spirit"))
+    torch.set_num_threads(args.threads)
+    name = yaml.safe_load((args.run / "recipe.yaml").read_text())["name"]
+    path = args.run / f"{name}.spirit"
+    spirit = load_spirit(path)
+    fmt, by_name = spirit.format, {t.name: t for t in spirit.tools}
     heads = read_jsonl(args.run / "cuts" / "heads.jsonl")
-    tools = {t["function"]["name"]: t for t in read_metadata(spirit)["tools"]}  # OpenAI format
-    bodies = [{"messages": [{"role": "user", "content": h["utterance"]}], "tools": [tools[n] for n in h["tools"]]}
-              for h in heads]
-    bodies = (bodies * (args.requests // len(bodies) + 1))[:args.requests]
+    per_head = [(h["utterance"], [by_name[n] for n in h["tools"]]) for h in heads]
+    per_head = (per_head * (args.requests // len(per_head) + 1))[:args.requests]
+    catalog = max((tools for _, tools in per_head), key=len)  # one catalog for every request
+    fixed = [(utterance, catalog) for utterance, _ in per_head]
+
+    bottle, runtime = open_in(path, None, threads=args.threads, log=print)
+    caller = caller_for(bottle)
+    predicted = {}
+    for utterance, tools in per_head + fixed:  # `predict`, one request at a time, in-process
+        key = (utterance, tuple(t.name for t in tools))
+        if key not in predicted:
+            predicted[key] = caller.predict(utterance, tools).calls
+    grammars = {}
+
+    def llama_body(utterance, tools):
+        key = tuple(t.name for t in tools)
+        if key not in grammars:
+            grammars[key] = schema_gbnf(calls_schema(tools), compact=fmt.json_style == "compact")
+        # max_tokens null: up to the context, as distillery answers (the server's default is 16 tokens).
+        return {"prompt": prompt_text(fmt, utterance, tools), "grammar": grammars[key], "temperature": 0.0,
+                "max_tokens": None}
+
+    def llama_calls(reply, tools):
+        calls = parse_completion(reply["choices"][0]["text"])
+        offered = {t.name: t for t in tools}
+        return None if calls is None else [
+            {"name": c["name"], "arguments": coerce_arguments(c["arguments"], offered[c["name"]])
+             if c["name"] in offered else c["arguments"]} for c in calls]
+
+    def distillery_calls(reply, tools):
+        return [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+                for c in reply["choices"][0]["message"].get("tool_calls") or []]
+
     load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        gguf = export(spirit, Path(tmp), args.quantize)
+        ours, theirs = free_port(), free_port()
+        servers = [
+            start([sys.executable, "-m", "distillery.cli", "serve", "--spirit", str(path), "--port", str(ours),
+                   "--threads", str(args.threads)], ours, "/health"),
+            start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--port", str(theirs),
+                   "--n_ctx", str(fmt.context), "--n_batch", str(fmt.context), "--n_threads", str(args.threads),
+                   "--n_threads_batch", str(args.threads), "--verbose", "False"], theirs, "/v1/models")]
+        try:
+            model = httpx.get(f"http://127.0.0.1:{ours}/v1/models").json()["data"][0]["id"]
+            targets = [
+                Target(f"distillery serve ({runtime})", f"http://127.0.0.1:{ours}", "/v1/chat/completions",
+                       lambda u, tools: {"model": model, "messages": [{"role": "user", "content": u}],
+                                         "tools": [t.to_openai() for t in tools]}, distillery_calls, servers[0].pid),
+                Target("llama_cpp.server", f"http://127.0.0.1:{theirs}", "/v1/completions", llama_body, llama_calls,
+                       servers[1].pid)]
+            levels = []
+            plan = [(per_head, "own tools", clients) for clients in args.clients] + [(fixed, "one catalog", 8)]
+            for step, (work, label, clients) in enumerate(plan):
+                expected = [predicted[(u, tuple(t.name for t in tools))] for u, tools in work]
+                order = targets if step % 2 == 0 else targets[::-1]  # who goes first alternates
+                for target in order:
+                    load(target, work[:10], expected[:10], 1)  # warm-up
+                    row = {**load(target, work, expected, clients), "catalogs": label}
+                    levels.append(row)
+                    print(f"  {row['server']:32} {label:12} {clients:>3} clients: {row['requests_per_s']:6.1f} req/s, "
+                          f"p50 {row['p50_ms']:7.1f} ms, p99 {row['p99_ms']:7.1f} ms, {row['failed']} failed, "
+                          f"{row['server_cpu_ms']} server CPU ms a request, {row['same_as_predict']}/{row['requests']}"
+                          " = predict")
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
 
-    port = free_port()
-    server = start_server(spirit, port, args.threads)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        model = httpx.get(url + "/v1/models").json()["data"][0]["id"]
-        load(url, model, bodies[:10], 1)  # warm-up: the Spirit loads on its first request
-        levels = [load(url, model, bodies, clients) for clients in (1, 4, 8)]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    cache = prefix_cache(spirit, heads[:50], args.threads)
-    parallel = decoders(spirit, heads[:50], args.threads)
-
-    table = Table(title=f"distillery serve, {spirit.name}, {args.requests} requests per level, "
-                        f"{args.threads} torch thread(s), {os.cpu_count()} CPUs")
-    for column in ("clients", "requests/s", "p50 ms", "p95 ms", "failed"):
-        table.add_column(column, justify="right")
+    print(f"\n{path}, {args.requests} requests a level, {args.threads} thread(s) a server, {os.cpu_count()} CPUs")
+    print(f"{'server':34}{'catalogs':>12}{'clients':>8}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'failed':>7}"
+          f"{'CPU ms':>8}{'= predict':>10}")
     for row in levels:
-        table.add_row(str(row["clients"]), f"{row['requests_per_s']:.1f}", f"{row['p50_ms']:.1f}",
-                      f"{row['p95_ms']:.1f}", str(row["failed"]))
-    Console().print(table)
-    for row in cache:
-        print(f"prefix cache, one catalog of {row['tools']} tools ({row['catalog_tokens']} tokens), 50 requests "
-              f"in-process, p50 cold vs warm: prompt read {row['cold_prompt_p50_ms']:.1f} vs "
-              f"{row['warm_prompt_p50_ms']:.1f} ms ({row['prompt_speedup']:.2f}x), whole answer "
-              f"{row['cold_answer_p50_ms']:.1f} vs {row['warm_answer_p50_ms']:.1f} ms ({row['answer_speedup']:.2f}x)")
-    print(f"in-process requests/s: one decoder {parallel['1_decoder_requests_per_s']:.1f}, two side by side "
-          f"{parallel['2_decoder_requests_per_s']:.1f}")
+        print(f"{row['server']:34}{row['catalogs']:>12}{row['clients']:>8}{row['requests_per_s']:>8.1f}"
+              f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['failed']:>7}{row['server_cpu_ms']:>8.1f}"
+              f"{row['same_as_predict']:>10}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "spirit": str(spirit), "sha256": file_sha256(spirit), "requests_per_level": args.requests,
-        "server_torch_threads": args.threads, "cpus": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "levels": levels, "prefix_cache": cache, "decoders": parallel}, indent=2))
+        "spirit": str(path), "sha256": file_sha256(path), "distillery_runtime": runtime,
+        "gguf_bottle": args.quantize or "f32", "requests_per_level": args.requests, "threads_per_server": args.threads,
+        "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()], "levels": levels}, indent=2) + "\n")
     print(f"wrote {args.json}")
 
 

@@ -30,6 +30,17 @@ def _private_cellar(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(_session_cache, monkeypatch):
+    # Runtime choices and exports (runtimes.py) go into a cache shared by the session, never ~/.cache.
+    monkeypatch.setenv("DISTILLERY_CACHE", str(_session_cache))
+
+
+@pytest.fixture(scope="session")
 def small_run(tmp_path_factory) -> Run:
     root = tmp_path_factory.mktemp("pipeline")
     shutil.copy(EXAMPLES / "needle_tools.json", root / "needle_tools.json")

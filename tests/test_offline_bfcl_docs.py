@@ -5,7 +5,7 @@ tool called twice."""
 import random
 import re
 
-from distillery.tasks.tool_calling.mash import judge, offer_tools
+from distillery.tasks.tool_calling.mash import offer_tools, reject_reason
 from distillery.tasks.tool_calling.catalog import parse_tools
 from distillery.tasks.tool_calling.spans import numbers
 from distillery.tasks.tool_calling.offline import OfflineTeacher
@@ -51,7 +51,7 @@ def test_every_candidate_is_a_valid_example_for_every_tool():
     candidates = run(n=300, no_call_ratio=0.1, parallel_ratio=0.2)
     for i, candidate in enumerate(candidates):
         offered = offer_tools(candidate["calls"], candidate["avoid"], DOCS, random.Random(i), 1, 1)
-        assert judge(candidate, offered, BY_NAME, set()) is None, candidate
+        assert reject_reason(candidate, offered, BY_NAME, set()) is None, candidate
     assert {call["name"] for c in candidates for call in c["calls"]} == set(BY_NAME)
 
 

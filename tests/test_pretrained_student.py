@@ -128,11 +128,11 @@ def test_a_lora_recipe_with_a_missing_base_exits_2(tmp_path: Path):
 def test_serve_answers_with_a_lora_spirit_as_predict_does_and_the_prefix_cache_changes_nothing(lora_run, tmp_path):
     import openai
 
+    from distillery.batching import EngineRunner, TorchEngine
     from distillery.cellar import Cellar
     from distillery.decoding import TorchRunner
     from distillery.jsonl import read_jsonl
     from distillery.tasks.tool_calling.predictor import ToolCaller
-    from distillery.prefix_cache import PrefixCachedRunner
     from distillery.serve import create_app
     from test_serve import Server
 
@@ -140,13 +140,14 @@ def test_serve_answers_with_a_lora_spirit_as_predict_does_and_the_prefix_cache_c
     fmt = spirit.format
     heads = read_jsonl(lora_run.dir / "cuts" / "heads.jsonl")[:4]
     by_name = {t.name: t for t in spirit.tools}
-    cached = PrefixCachedRunner(spirit.model, fmt.boundary_id(spirit.tokenizer), max_len=fmt.context)
+    engine = TorchEngine(spirit.model, fmt.context, boundary_id=fmt.boundary_id(spirit.tokenizer))
+    cached = EngineRunner(engine)
     for head in heads:
         tools = [by_name[n] for n in head["tools"]]
         ids = prompt_ids(fmt, spirit.tokenizer, head["utterance"], tools)
         plain = TorchRunner(spirit.model, fmt.context).start(ids)
         assert (cached.start(ids) - plain).abs().max() < 1e-4
-    assert cached.misses >= 1
+    assert engine.prefixes.misses >= 1
 
     cellar = Cellar(tmp_path / "cellar")
     name = cellar.add(lora_run.spirit_path())["name"]

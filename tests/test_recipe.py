@@ -238,10 +238,10 @@ def test_report_lists_every_problem_at_once(tmp_path):
         ("bottling: {formats: onnx}", 'bottling.formats: "onnx" is not a list. '
                                       "Fix: set e.g. `formats: [onnx, gguf]`."),
         ("task: routing", 'task.kind: "routing" is a classification task. Fix: `task: {kind: classification'),
-        ("task: text_to_sql", 'task.kind: "text_to_sql" is not supported yet; supported: tool_calling, classification, spans.'),
+        ("task: text_to_sql", 'task.kind: "text_to_sql" is not supported yet; supported: tool_calling, classification, spans, generation.'),
         ("task: {kind: classification, labels: {a: one}}", "task.labels: a classification task needs at least two"),
         ("task: {kind: tool_calling, multi_label: true}", "task.multi_label: only a classification task has"),
-        ("task: poetry", 'task.kind: "poetry" is not a task; supported: tool_calling, classification, spans.'),
+        ("task: poetry", 'task.kind: "poetry" is not a task; supported: tool_calling, classification, spans, generation.'),
         ("version: 0", "version: 0 is not allowed; it must be at least 1."),
         ("seed: -1", "seed: -1 is not allowed; it must be at least 0."),
         ("colour: red", "colour: unknown key. Allowed keys here: name, version, task, seed, tools, teacher,"),

@@ -11,13 +11,13 @@ import uvicorn
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from distillery.batching import EngineRunner, TorchEngine
 from distillery.cellar import Cellar
 from distillery.cli import app
 from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
 from distillery.tasks.tool_calling.predictor import ToolCaller
-from distillery.prefix_cache import PrefixCachedRunner
 from distillery.serve import create_app, is_loopback, run
 from distillery.spirit import load_spirit, write_spirit
 from distillery.tasks.tool_calling.prompt import USER, render_prompt
@@ -138,17 +138,52 @@ def test_the_openai_client_gets_the_same_tool_call_as_predict(served, request_wi
 def test_the_prefix_cache_changes_no_output(small_run, served):
     _, _, spirit, _ = served
     by_name = {t.name: t for t in spirit.tools}
-    runner = PrefixCachedRunner(spirit.model, spirit.tokenizer.token_to_id(USER))
+    engine = TorchEngine(spirit.model, spirit.format.context, boundary_id=spirit.tokenizer.token_to_id(USER))
+    runner = EngineRunner(engine)
     plain, cached = _caller(spirit, spirit.model), _caller(spirit, runner)
     heads = read_jsonl(small_run.dir / "cuts" / "heads.jsonl")[:10]
     fixed = [by_name[n] for n in heads[0]["tools"]]
     for head in heads:
         for tools in (fixed, [by_name[n] for n in head["tools"]]):
             assert cached.predict(head["utterance"], tools).text == plain.predict(head["utterance"], tools).text
-    assert runner.hits >= len(heads) - 1  # the fixed catalog was read once
+    assert engine.prefixes.hits >= len(heads) - 1  # the fixed catalog was read once
     ids = encode_prompt(spirit.tokenizer, render_prompt(heads[1]["utterance"], fixed))
     torch_logits = TorchRunner(spirit.model).start(ids)
     assert (runner.start(ids) - torch_logits).abs().max() < 1e-4
+
+
+@pytest.mark.integration  # a real server on loopback
+def test_concurrent_requests_decode_together_and_each_gets_what_predict_answers(small_run, served):
+    server, _, spirit, name = served
+    by_name = {t.name: t for t in spirit.tools}
+    heads = read_jsonl(small_run.dir / "cuts" / "heads.jsonl") + read_jsonl(small_run.dir / "cuts" / "hearts.jsonl")[:28]
+    caller = _caller(spirit, spirit.model)
+    expected = [caller.predict(h["utterance"], [by_name[n] for n in h["tools"]]).calls for h in heads]
+    answers = [None] * len(heads)
+
+    def client(share):
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            for i in share:
+                reply = http.post("/v1/chat/completions", json={
+                    "model": name, "messages": [{"role": "user", "content": heads[i]["utterance"]}],
+                    "tools": [by_name[n].to_openai() for n in heads[i]["tools"]]}).json()
+                answers[i] = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+                              for c in reply["choices"][0]["message"].get("tool_calls") or []]
+
+    clients = [threading.Thread(target=client, args=(range(k, len(heads), 8),)) for k in range(8)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(timeout=300)
+    assert answers == expected and any(expected)
+    scheduler = server.server.config.app.state.pool.loaded[spirit_sha(small_run)].scheduler
+    assert scheduler.fed > 1.5 * scheduler.passes  # the requests in flight shared forward passes
+
+
+def spirit_sha(run):
+    from distillery.spirit import file_sha256
+
+    return file_sha256(run.spirit_path())
 
 
 @pytest.mark.integration  # a real server on loopback

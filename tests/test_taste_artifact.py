@@ -62,15 +62,15 @@ def test_every_artifact_tastes_the_same_on_the_heads_it_carries(small_run, bottl
 def test_predict_runs_any_artifact_and_checks_runtime(small_run, bottles):
     four = EXAMPLES / "needle_four_tools.json"  # the whole catalog does not fit this student's context
     tools = parse_tools(json.loads(four.read_text()), where=str(four))
-    for kind, runtime in (("gguf", "llama.cpp"), ("hf", "torch"), ("pt", None)):
+    for kind, runtime in (("gguf", "gguf"), ("hf", "torch"), ("pt", None)):
         code, out = cli("predict", bottles[kind], "set a timer for 10 minutes", "--tools", four,
                         *(["--runtime", runtime] if runtime else []))
         assert code == 0, out
         assert check_calls(json.loads(out), tools) is None
     code, out = cli("predict", bottles["gguf"], "set a timer", "--runtime", "onnx")
-    assert code == 2 and "runs in llama.cpp" in out and "--format onnx" in out
+    assert code == 2 and "runs in gguf" in out and "--format onnx" in out
     code, out = cli("predict", bottles["spirit"], "set a timer", "--runtime", "tensorflow")
-    assert code == 2 and "torch, onnx or llama.cpp" in out
+    assert code == 2 and "torch, onnx, gguf" in out
 
 
 def test_an_artifact_without_heads_needs_on(small_run, headless, tmp_path):

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from distillery import still
+from distillery import devices, still
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl
 from distillery.mash import remember, seen_before
 from distillery.refine import headline
 from distillery.spirit import load_spirit, write_child
-from distillery.tasks import task_for
+from distillery.tasks import TASTING_JUDGED, task_for
 
 
 def age(spirit_path: Path, recipe, *, runs_root: Path = Path("runs"), epochs: int | None = None,
@@ -42,6 +42,10 @@ def age(spirit_path: Path, recipe, *, runs_root: Path = Path("runs"), epochs: in
     if task.kind != parent.task.kind:
         raise DistilleryError(f"{recipe.source or 'recipe'}: a {task.kind} recipe cannot age a {parent.task.kind} "
                               f"Spirit. Fix: `task: {parent.task.kind}`.")
+    if recipe.judge is not None and task.kind in TASTING_JUDGED:
+        # Its proof is a judge's grade, asked through a run's journal; aging tastes without one.
+        raise DistilleryError(f"{recipe.source or 'recipe'}: aging a Spirit whose proof a judge gives is not "
+                              "available in this version. Fix: distill a new version of the recipe instead.")
     run = Run(recipe, runs_root=runs_root, console=console)
     run.run(until="cuts")
     hearts, heads = read_jsonl(run.dir / "cuts" / "hearts.jsonl"), read_jsonl(run.dir / "cuts" / "heads.jsonl")
@@ -63,7 +67,8 @@ def age(spirit_path: Path, recipe, *, runs_root: Path = Path("runs"), epochs: in
                   f"{recipe.name}")
     result = still.run_still(model, lambda epoch: task.training_pairs(fmt, tok, examples_of(epoch)),
                              recipe.still.model_copy(update={"epochs": epochs}), out / "still", pad=fmt.pad_id,
-                             seed=recipe.seed, log=console.print)
+                             seed=recipe.seed, log=console.print, device=devices.resolve(recipe.still.device))
+    model.to("cpu")  # tasted and written from the CPU, wherever it trained
     decoding = task.decoding(hearts)
     predictor = task.predictor(model, tok, fmt, decoding)
     new = task.taste(predictor, heads, samples=recipe.tasting.samples, held_out=recipe.tasting.held_out)

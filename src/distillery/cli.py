@@ -24,6 +24,8 @@ err = Console(stderr=True)
 
 RecipeArg = typer.Argument(..., help="The Recipe YAML file.", show_default=False)
 RunsOpt = typer.Option(Path("runs"), "--runs", help="Folder that holds the run directories.")
+DeviceOpt = typer.Option("cpu", "--device", help="auto, cpu, cuda or mps: where the student decodes (a tiny "
+                         "student is fastest on the CPU; auto takes the best present).")
 
 
 def friendly(fn):
@@ -61,6 +63,8 @@ def _run(recipe_path: Path, runs: Path, until: str):
 
     run = Run(recipe, runs_root=runs, console=err)
     run.run(until=until)
+    if not run.world.is_main:
+        raise typer.Exit(0)  # under a launcher rank 0 alone reports (docs/scaling.md)
     return run
 
 
@@ -154,6 +158,22 @@ def age(
 
 ArtifactArg = typer.Argument(..., show_default=False,
                              help="A .spirit, .onnx, .gguf or .pt file, or an hf bottle folder.")
+RuntimeOpt = typer.Option(None, "--runtime", help="torch, onnx or gguf: where a .spirit decodes (default: the "
+                          "fastest installed one that answers its heads as torch does, measured once); a bottle "
+                          "runs in its own.")
+
+
+def _open_in(artifact: Path, runtime: str | None, device: str = "cpu"):
+    """The artifact opened in its runtime, and the runtime (runtimes.py); a Spirit bound for a GPU
+    decodes in torch."""
+    from distillery.runtimes import check_runtime, open_in
+
+    check_runtime(runtime)
+    if runtime is None and device != "cpu" and artifact.suffix.lower() == ".spirit":
+        from distillery.devices import resolve
+
+        runtime = "torch" if resolve(device, where="--device").type != "cpu" else None
+    return open_in(artifact, runtime, log=lambda m: err.print(m, markup=False, highlight=False))
 
 
 @app.command()
@@ -165,23 +185,25 @@ def taste(
     on: Path = typer.Option(None, "--on", help="Heads JSON Lines to taste an artifact on (default: the heads "
                             "the artifact carries)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole tasting notes as JSON."),
+    runtime: str = RuntimeOpt,
 ):
     """Print the tasting notes' headline numbers of a Recipe's student or of any artifact; every
     artifact of one Spirit is tasted on the same heads, the ones it carries."""
     if target.suffix.lower() in (".yaml", ".yml"):
-        if on is not None:
-            raise DistilleryError("--on is for artifacts: a Recipe is tasted on its run's heads. Fix: "
-                                  f"`distillery taste {target}`, or `distillery taste SPIRIT --on FILE.jsonl`.")
+        if on is not None or runtime is not None:
+            flag = "--on" if on is not None else "--runtime"
+            raise DistilleryError(f"{flag} is for artifacts: a Recipe is tasted on its run's heads, in torch. Fix: "
+                                  f"`distillery taste {target}`, or `distillery taste SPIRIT {flag} ...`.")
         run = _run(target, runs, "tasting")
         notes = json.loads((run.dir / "tasting" / "notes.json").read_text())
     else:
-        from distillery.bottling import no_heads_error, open_artifact, resolve_heads, taste_bottle
+        from distillery.bottling import no_heads_error, resolve_heads, taste_bottle
 
-        bottle = open_artifact(target)
+        bottle, used = _open_in(target, runtime)
         found = resolve_heads(bottle.metadata, on, str(target))
         if found is None:
             raise no_heads_error(str(target))
-        notes = {"artifact": str(target), "format": bottle.format, "heads": found[1],
+        notes = {"artifact": str(target), "format": bottle.format, "runtime": used, "heads": found[1],
                  **taste_bottle(bottle, found[0])}
     headline = {"proof": notes["proof"], **notes["metrics"], "n_eval": notes["n_eval"]}
     typer.echo(json.dumps(notes if as_json else headline, indent=2, ensure_ascii=False))
@@ -223,17 +245,17 @@ def predict(
     artifact: Path = ArtifactArg,
     utterance: str = typer.Argument(None, help="The user's request (or use --input).", show_default=False),
     tools: Path = typer.Option(None, "--tools", help="Tool catalog JSON (default: the Spirit's own catalog)."),
-    runtime: str = typer.Option(None, "--runtime", help="torch (.spirit, .pt, hf folder), onnx (.onnx) or "
-                                "llama.cpp (.gguf): the runtime the artifact must run in."),
+    runtime: str = RuntimeOpt,
     grammar: bool = typer.Option(True, "--grammar/--no-grammar",
                                  help="Constrain decoding to calls the offered tools accept."),
     input_path: Path = typer.Option(None, "--input", help='JSON Lines of {"id", "utterance" or "messages", "tools"}; for a '
                                     'classification or spans Spirit {"id", "text"}.'),
     output: Path = typer.Option(None, "--output", help="Where --input's answers go (default: standard output)."),
+    device: str = DeviceOpt,
 ):
     """Print the calls the Spirit (or any bottle of it) makes for UTTERANCE, as JSON; or answer every
     line of --input, loading the model once. Needs nothing but the artifact."""
-    from distillery.bottling import RUNTIMES, caller_for, open_artifact
+    from distillery.bottling import caller_for, on_device
     from distillery.jsonl import write_jsonl
     from distillery.tasks import task_of
 
@@ -241,14 +263,7 @@ def predict(
         raise DistilleryError("predict takes one request as UTTERANCE, or a file of them as --input "
                               "(with an optional --output). Fix: e.g. `distillery predict my.spirit \"set a timer\"` "
                               "or `distillery predict my.spirit --input requests.jsonl --output answers.jsonl`.")
-    if runtime is not None and runtime not in set(RUNTIMES.values()):
-        raise DistilleryError(f"--runtime {runtime!r} is not a runtime. Fix: use torch, onnx or llama.cpp.")
-    loaded = open_artifact(artifact)
-    if runtime is not None and RUNTIMES[loaded.format] != runtime:
-        wanted = {"torch": "hf", "onnx": "onnx", "llama.cpp": "gguf"}[runtime]
-        raise DistilleryError(f"{artifact}: this {loaded.format} artifact runs in {RUNTIMES[loaded.format]}, not "
-                              f"{runtime}. Fix: bottle the Spirit for {runtime} (`distillery bottle SPIRIT "
-                              f"--format {wanted} --out DIR`) and predict with that bottle.")
+    loaded = on_device(_open_in(artifact, runtime, device)[0], device)
     task = task_of(loaded.metadata, str(artifact))
     context = task.request_context(tools)  # the offered tools: --tools, or the Spirit's own
     caller = caller_for(loaded, grammar=grammar)
@@ -269,6 +284,40 @@ def predict(
     typer.echo(json.dumps(answer, ensure_ascii=False))
 
 
+@app.command("run")
+@friendly
+def run_agent_command(
+    artifact: Path = ArtifactArg,
+    request: str = typer.Argument(..., help="The user's request.", show_default=False),
+    tools: Path = typer.Option(..., "--tools", help="The tools, run for real: a Python module of functions "
+                               "(docs/agents.md).", show_default=False),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Most assistant turns (default: the "
+                                  "recipe's agent.max_steps)."),
+):
+    """Run a Spirit distilled from conversations as an agent on REQUEST: it calls the tools, reads
+    their results and goes on until it answers. Prints the conversation as JSON; each step goes
+    to standard error as it happens."""
+    from distillery.bottling import caller_for, open_artifact
+    from distillery.tasks import kind_of
+    from distillery.tasks.tool_calling.agent import max_steps_of, run_agent
+    from distillery.tasks.tool_calling.tool_module import load_module_tools
+
+    loaded = open_artifact(artifact)
+    if kind_of(loaded.metadata) != "tool_calling":
+        raise DistilleryError(f"{artifact}: a {kind_of(loaded.metadata)} Spirit calls no tools. Fix: run a "
+                              "tool-calling Spirit distilled from conversations.")
+    module = load_module_tools(tools)
+
+    def show(message: dict) -> None:
+        said = message.get("content") if "calls" not in message else json.dumps(message["calls"], ensure_ascii=False)
+        err.print(f"{message['role']}{' ' + message['name'] if 'name' in message else ''}: {said}",
+                  markup=False, highlight=False)
+
+    result = run_agent(caller_for(loaded), module.call, module.catalog, request,
+                       max_steps=max_steps or max_steps_of(loaded.metadata), on_step=show)
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 @app.command()
 @friendly
 def serve(
@@ -277,17 +326,23 @@ def serve(
     spirit: Path = typer.Option(None, "--spirit", help="Serve this one .spirit file instead of the Cellar."),
     api_key: str = typer.Option(None, "--api-key", envvar="DISTILLERY_API_KEY", show_envvar=True,
                                 help="Require `Authorization: Bearer KEY` on every route but /health."),
-    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads for decoding (1 is fastest for "
-                                "tiny students; see docs/serving.md)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads for decoding, in any runtime (1 is fastest "
+                                "for tiny students; see docs/serving.md)."),
     max_body: int = typer.Option(1 << 20, "--max-body", min=1024, help="Largest request body in bytes (413 above)."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per request, queueing included "
                                   "(504 after)."),
+    device: str = DeviceOpt,
+    runtime: str = typer.Option(None, "--runtime", help="torch, onnx or gguf for every Spirit (default: each "
+                                "Spirit's fastest installed runtime that answers its heads as torch does)."),
 ):
     """Serve the Cellar's Spirits and aliases (or one --spirit) as an OpenAI-compatible
     chat-completions API that answers with tool calls."""
+    from distillery.runtimes import check_runtime
     from distillery.serve import run
 
-    run(host=host, port=port, spirit=spirit, api_key=api_key, threads=threads, max_body=max_body, timeout_s=timeout)
+    check_runtime(runtime)
+    run(host=host, port=port, spirit=spirit, api_key=api_key, threads=threads, max_body=max_body, timeout_s=timeout,
+        device=device, runtime=runtime)
 
 
 @app.callback()

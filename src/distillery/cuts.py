@@ -24,17 +24,24 @@ CUT_NAMES = ("hearts", "heads", "tails")
 
 
 def split(examples: list[dict], hearts: float, heads: float, tails: float, seed: int,
-          key: Callable[[dict], str] | None = None) -> dict[str, list[dict]]:
+          key: Callable[[dict], str] | None = None,
+          apart: Callable[[dict], bool] | None = None) -> dict[str, list[dict]]:
     """Examples split by the ratios, whole groups at a time (`key`, the task's group key; by
-    default the normalized utterance), each group by its own hash."""
+    default the normalized utterance), each group by its own hash. With `apart`, the examples it
+    picks (those of tools held out) are never trained on: they form a fourth cut, `unseen`."""
     key = key or (lambda ex: normalize_utterance(ex["utterance"]))
     groups: dict[str, list[dict]] = defaultdict(list)
+    cuts: dict[str, list[dict]] = {name: [] for name in CUT_NAMES}
+    if apart is not None:
+        cuts["unseen"] = [ex for ex in examples if apart(ex)]
+        examples = [ex for ex in examples if not apart(ex)]
     for ex in examples:
         groups[key(ex)].append(ex)
-    cuts: dict[str, list[dict]] = {name: [] for name in CUT_NAMES}
     for name, rows in groups.items():
         share = position(seed, name)
         target = "heads" if share < heads else "tails" if share < heads + tails else "hearts"
+        if any(ex.get("tail") for ex in rows):
+            target = "tails"  # a judge set it aside for review (judges/): never trained on nor tasted
         cuts[target].extend(rows)
     return cuts
 
@@ -46,8 +53,8 @@ def position(seed: int, key: str) -> float:
 
 
 def write_cuts(examples: list[dict], cuts_cfg, run_dir: Path, seed: int,
-               key: Callable[[dict], str] | None = None) -> dict[str, int]:
-    cuts = split(examples, cuts_cfg.hearts, cuts_cfg.heads, cuts_cfg.tails, seed, key)
+               key: Callable[[dict], str] | None = None, apart: Callable[[dict], bool] | None = None) -> dict[str, int]:
+    cuts = split(examples, cuts_cfg.hearts, cuts_cfg.heads, cuts_cfg.tails, seed, key, apart)
     out = run_dir / "cuts"
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in cuts.items():

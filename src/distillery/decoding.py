@@ -6,7 +6,7 @@ overhead of the generic generator is larger than the forward pass itself.
 The loop talks to a *runner*: anything with `max_len`, `start(prompt_ids)` and `step(token)`,
 each returning the next-token logits as a 1-D torch tensor. `TorchRunner` runs a transformers
 model; exported bottles (ONNX, GGUF) bring their own runner, so every format decodes with the
-same loop, the same grammar and the same prompt.
+same loop, the same grammar and the same prompt. Many sequences decoding together: batching.py.
 """
 
 from __future__ import annotations
@@ -54,10 +54,18 @@ class TorchRunner:
         self.max_len = min(max_len or model.config.max_position_embeddings, model.config.max_position_embeddings)
         self.cache = None
         self.cache_key, self.extra = cache_argument(model), last_logits_only(model)
+        self.device = model_device(model)
+
+    def to(self, device: torch.device | str) -> TorchRunner:
+        """Decode on `device` from now on (the model moves there)."""
+        self.model.to(device)
+        self.device = model_device(self.model)
+        return self
 
     def _forward(self, ids: list[int]) -> torch.Tensor:
-        out = self.model(input_ids=torch.tensor([ids]), **{self.cache_key: self.cache}, **self.extra, use_cache=True)
-        return out.logits[0, -1]
+        out = self.model(input_ids=torch.tensor([ids], device=self.device), **{self.cache_key: self.cache},
+                         **self.extra, use_cache=True)
+        return out.logits[0, -1].cpu()  # the grammar's masks live on the CPU (a no-op there)
 
     def start(self, prompt_ids: list[int]) -> torch.Tensor:
         self.cache = DynamicCache()
@@ -65,6 +73,11 @@ class TorchRunner:
 
     def step(self, token: int) -> torch.Tensor:
         return self._forward([token])
+
+
+def model_device(model) -> torch.device:
+    """Where a torch model's weights are (the CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def as_runner(model, max_len: int | None = None) -> Runner:
@@ -94,54 +107,3 @@ def greedy_decode(model, prompt_ids: list[int], *, eos_id: int, max_new_tokens: 
             break
         logits = runner.step(token)
     return generated
-
-
-@torch.inference_mode()
-def batch_greedy_decode(model, prompts: list[list[int]], *, eos_id: int, pad_id: int, max_new_tokens: list[int],
-                        logits_filters: list[LogitsFilter | None]) -> list[list[int] | Exception]:
-    """`greedy_decode` of many prompts in one batch: one forward pass per step for every live
-    sequence. `model` is a transformers causal LM; prompts are left-padded (masked, positions
-    counted from each prompt's first real token), so each sequence sees what it would alone.
-    A filter that raises ends its sequence: its result is the exception."""
-    n, width = len(prompts), max(len(p) for p in prompts)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, prompt in enumerate(prompts):
-        ids[i, width - len(prompt):] = torch.tensor(prompt)
-        mask[i, width - len(prompt):] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache()
-    key = cache_argument(model)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **{key: cache},
-                   **last_logits_only(model), use_cache=True).logits[:, -1]
-    results: list[list[int] | Exception] = [[] for _ in range(n)]
-    live = [limit > 0 for limit in max_new_tokens]
-    while any(live):
-        tokens = torch.full((n, 1), pad_id, dtype=torch.long)
-        for i in range(n):
-            if not live[i]:
-                continue
-            row = logits[i]
-            if logits_filters[i] is not None:
-                try:
-                    row = logits_filters[i](results[i], row)
-                except Exception as exc:  # the filter's way to stop a sequence (abstaining)
-                    results[i], live[i] = exc, False
-                    continue
-            token = int(torch.argmax(row))
-            if token == eos_id:
-                live[i] = False
-                continue
-            results[i].append(token)
-            tokens[i, 0] = token
-            if len(results[i]) >= max_new_tokens[i]:
-                live[i] = False
-        if not any(live):
-            break
-        # Every row takes a step (finished ones a masked pad), so the cache stays one rectangle.
-        step = torch.tensor([[1 if alive else 0] for alive in live], dtype=torch.long)
-        mask = torch.cat([mask, step], dim=1)
-        positions = positions[:, -1:] + step
-        logits = model(input_ids=tokens, attention_mask=mask, position_ids=positions, **{key: cache},
-                       use_cache=True).logits[:, -1]
-    return results

@@ -24,9 +24,12 @@ class MashStats:
     reasons: Counter = field(default_factory=Counter)
     requests: int = 0  # teacher requests answered in this process (LLM teachers)
     replayed: int = 0  # teacher answers taken from the journal
-    cost_usd: float = 0.0  # spent on teacher requests in this run, journal included
+    cost_usd: float = 0.0  # spent on teacher (and llm judge) requests in this run, journal included
     exhausted: bool = False  # the teacher ran out of candidates (replay) before the total
     teacher_accuracy: float | None = None  # against the examples' `expected` answers, where given
+    tails: int = 0  # examples kept for review only (judges/: the samples disagree, a borderline score)
+    judge_requests: int = 0  # llm judge requests answered in this process
+    judge_replayed: int = 0  # llm judge answers taken from its journal
 
 
 def normalize_utterance(text: str) -> str:

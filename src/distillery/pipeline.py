@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -25,8 +26,9 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from tokenizers import Tokenizer
 
-from distillery import cuts, still, tokenizer
+from distillery import cuts, devices, distributed, still, tokenizer
 from distillery.errors import TeacherError
+from distillery.judges import mash_inputs as judge_inputs
 from distillery.jsonl import read_jsonl
 from distillery.recipe import Recipe
 from distillery.report import write_report
@@ -34,7 +36,7 @@ from distillery.spirit import file_sha256, write_spirit
 from distillery.students import student_for
 from distillery.students.base import count_params
 from distillery.students.prompt_format import PromptFormat
-from distillery.tasks import task_for
+from distillery.tasks import TASTING_JUDGED, task_for
 from distillery.teachers.anthropic import AnthropicTeacher
 from distillery.teachers.gemini import GeminiTeacher
 from distillery.teachers.openai import OpenAITeacher
@@ -44,9 +46,11 @@ STAGES = ("mash", "cuts", "tokenizer", "still", "tasting", "spirit", "bottles")
 
 HEADS_FOR_LOSS = 64  # heads whose loss the Still measures after every epoch
 
-# Still fields that change how fast it trains, not what it trains: a different thread count
-# must not retrain a finished Still.
-_SPEED_ONLY = frozenset({"threads"})
+# Still fields that change how fast it trains, not what it trains: a different thread count,
+# device or pass size must not retrain a finished Still (a checkpoint resumes on any of them).
+_SPEED_ONLY = frozenset({"threads", "device", "micro_batch"})
+
+_SKIP, _FRESH, _RESUME = 0, 1, 2  # what a stage does, as rank 0 decides it
 
 
 def _sha(*parts: str) -> str:
@@ -59,7 +63,12 @@ class Run:
     def __init__(self, recipe: Recipe, runs_root: Path = Path("runs"), console: Console | None = None):
         self.recipe = recipe
         self.dir = Path(runs_root) / f"{recipe.name}-v{recipe.version}"
+        # Under a launcher (torchrun, accelerate launch) this is one of several processes: rank 0
+        # runs every stage and reports; the others only join the Still, silently.
+        self.world = distributed.from_env()
         self.console = console or Console(stderr=True)
+        if not self.world.is_main:
+            self.console = Console(stderr=True, quiet=True)
         self.state_path = self.dir / "stages.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         self.task = task_for(recipe)
@@ -71,12 +80,35 @@ class Run:
         os.replace(tmp, self.state_path)
 
     def _stage(self, name: str, inputs: str, outputs: list[Path], work: Callable[[bool], None],
-               clear: list[Path] = ()) -> bool:
-        """Run `work(resume)` unless the stage is done with the same inputs; True if it ran."""
+               clear: list[Path] = (), every_rank: bool = False) -> bool:
+        """Run `work(resume)` unless the stage is done with the same inputs; True if it ran.
+
+        Under a launcher rank 0 decides and keeps the records. A stage `every_rank` (the Still)
+        then runs in every process; any other runs on rank 0 while the rest wait for its files.
+        """
+        if not self.world.is_main and not every_rank:
+            self.world.barrier()  # rank 0 is making this stage's files
+            return False
+        plan = _SKIP
+        if self.world.is_main:
+            plan = self._plan(name, inputs, outputs, clear)
+        if every_rank:
+            plan = self.world.broadcast_int(plan, self.device if self.device.type == "cuda" else "cpu")
+        if plan != _SKIP:
+            work(plan == _RESUME)
+            if self.world.is_main:
+                self.state[name]["done"] = True
+                self._save_state()
+        if not every_rank:
+            self.world.barrier()
+        return plan != _SKIP
+
+    def _plan(self, name: str, inputs: str, outputs: list[Path], clear: list[Path]) -> int:
+        """Skip, start afresh (clearing the stage's old files) or resume; recorded before the work starts."""
         record = self.state.get(name)
         if record and record["inputs"] == inputs and record["done"] and all(p.exists() for p in outputs):
             self.console.print(f"[dim]{name}: unchanged, skipped[/dim]")
-            return False
+            return _SKIP
         resume = bool(record and record["inputs"] == inputs)
         if not resume:
             for path in clear:
@@ -86,30 +118,50 @@ class Run:
         for later in STAGES[STAGES.index(name) + 1:]:
             self.state.pop(later, None)
         self._save_state()
-        work(resume)
-        self.state[name]["done"] = True
-        self._save_state()
-        return True
+        return _RESUME if resume else _FRESH
 
     def _hash_file(self, relative: str) -> str:
         return file_sha256(self.dir / relative)
 
+    @property
+    def tasting_judged(self) -> bool:
+        """Whether the Recipe's judge grades the Tasting (generation) rather than the Mash."""
+        return self.recipe.judge is not None and self.recipe.task.kind in TASTING_JUDGED
+
     # -- stages ------------------------------------------------------------------------------
+    @cached_property
+    def device(self) -> torch.device:
+        """Where the Still trains and the Tasting decodes (`still.device`; one GPU per process)."""
+        return devices.resolve(self.recipe.still.device, self.world.local_rank)
+
     def run(self, until: str = "spirit") -> Path:
-        """Run every stage up to and including `until`; returns the run directory."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "recipe.yaml").write_text(self.recipe.resolved_yaml())
+        """Run every stage up to and including `until`; returns the run directory.
+
+        Under a launcher the processes other than rank 0 return after the Still.
+        """
+        stages = STAGES[:STAGES.index(until) + 1]
+        if "still" in stages or self.world.size > 1:
+            self.device  # a device that is not present is refused before anything is paid for
+        if self.world.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "recipe.yaml").write_text(self.recipe.resolved_yaml())
         steps = {"mash": self.stage_mash, "cuts": self.stage_cuts, "tokenizer": self.stage_tokenizer,
                  "still": self.stage_still, "tasting": self.stage_tasting, "spirit": self.stage_spirit,
                  "bottles": self.stage_bottles}
-        for name in STAGES[:STAGES.index(until) + 1]:
-            steps[name]()
+        distributed.start(self.world, self.device if self.world.size > 1 else None)
+        try:
+            for name in stages:
+                steps[name]()
+                if name == "still" and not self.world.is_main:
+                    break
+        finally:
+            distributed.stop()
         return self.dir
 
     def stage_mash(self) -> None:
         r = self.recipe
         inputs = _sha(self.task.kind, str(r.seed), self.task.mash_inputs(), r.section_sha256("teacher"),
-                      r.section_sha256("mash"))
+                      r.section_sha256("mash"), *([] if self.tasting_judged else judge_inputs(r)))
 
         def work(resume: bool) -> None:
             teacher = make_teacher(r, task=self.task)
@@ -121,6 +173,10 @@ class Run:
                     f"${stats.cost_usd:.4f}" if hasattr(teacher, "complete") else ""
             graded = "" if stats.teacher_accuracy is None else \
                 f"; the teacher agrees with `expected` on {stats.teacher_accuracy:.1%}"
+            if r.judge is not None and not self.tasting_judged:
+                graded += f"; {stats.tails} to the tails ({r.judge.kind} judge" + (
+                    f", {stats.judge_requests} requests sent, {stats.judge_replayed} from its journal)"
+                    if r.judge.kind == "llm" else ")")
             self.console.print(f"[bold]Mash[/bold]: {stats.accepted} accepted, {stats.rejected} rejected "
                                f"({reasons}){calls}{graded} in {time.perf_counter() - t0:.1f}s")
             if stats.exhausted and stats.accepted < r.mash.total_examples:
@@ -131,11 +187,15 @@ class Run:
 
     def stage_cuts(self) -> None:
         r = self.recipe
-        inputs = _sha(self._hash_file("mash.jsonl"), r.section_sha256("cuts"), str(r.seed))
+        held_apart = r.agent.held_out_tools if r.agent is not None else []
+        inputs = _sha(self._hash_file("mash.jsonl"), r.section_sha256("cuts"), str(r.seed), *held_apart)
 
         def work(resume: bool) -> None:
+            # Conversations of tools held out (`agent.held_out_tools`) go to cuts/unseen.jsonl.
             sizes = cuts.write_cuts(read_jsonl(self.dir / "mash.jsonl"), r.cuts, self.dir, r.seed,
-                                    key=self.task.group_key)
+                                    key=self.task.group_key, apart=self.task.kept_apart if held_apart else None)
+            if not held_apart:
+                (self.dir / "cuts" / "unseen.jsonl").unlink(missing_ok=True)  # from an earlier recipe
             self.console.print("[bold]Cuts[/bold]: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
         self._stage("cuts", inputs, [self.dir / "cuts" / f"{c}.jsonl" for c in cuts.CUT_NAMES], work)
@@ -191,8 +251,10 @@ class Run:
                                f"params ({n_train / 1e6:.2f}M trained), {len(pairs)} hearts ({n_tokens} tokens) "
                                f"x {r.still.epochs} epochs")
             result = still.run_still(built.model, epoch_pairs, r.still, still_dir, pad=fmt.pad_id, seed=r.seed,
-                                     log=self.console.print, heads=heads)
-            model = student.export(built.model)
+                                     log=self.console.print, heads=heads, world=self.world, device=self.device)
+            if not self.world.is_main:
+                return
+            model = student.export(built.model.to("cpu"))
             # The trained student as one file (plain weights, tokenizer, format): what the Tasting,
             # the Spirit and a later stage read, whatever the kind.
             student_meta = {"model_config": json.dumps(built.model_config, sort_keys=True),
@@ -203,10 +265,12 @@ class Run:
             save_model(model, str(still_dir / "student.safetensors"), metadata=student_meta)
             (still_dir / "result.json").write_text(json.dumps(
                 {"steps": result.steps, "epochs": result.epochs, "train_seconds": result.train_seconds,
-                 "loss_curve": result.loss_curve, "params": count_params(model)}))
+                 "loss_curve": result.loss_curve, "params": count_params(model), "device": self.device.type,
+                 "precision": "bf16" if devices.use_bf16(r.still.precision, self.device) else "fp32",
+                 "processes": self.world.size}))
 
         self._stage("still", inputs, [still_dir / "result.json", still_dir / "student.safetensors"], work,
-                    clear=[still_dir])
+                    clear=[still_dir], every_rank=True)
 
     def _student_meta(self) -> dict[str, str]:
         with safe_open(str(self.dir / "still" / "student.safetensors"), framework="pt") as f:
@@ -223,20 +287,29 @@ class Run:
 
     def stage_tasting(self) -> None:
         r = self.recipe
+        unseen = self.dir / "cuts" / "unseen.jsonl"
         inputs = _sha(self._hash_file("still/result.json"), self._hash_file("cuts/heads.jsonl"),
-                      r.section_sha256("tasting"))
+                      r.section_sha256("tasting"), *([self._hash_file("cuts/unseen.jsonl")] if unseen.exists() else []),
+                      *(judge_inputs(r) if self.tasting_judged else []))
 
         def work(resume: bool) -> None:
             torch.set_num_threads(r.still.threads or torch.get_num_threads())
             model, tok, fmt, _ = self._trained()
+            model.to(self.device)  # no-op on the CPU
             decoding = self.task.decoding(read_jsonl(self.dir / "cuts" / "hearts.jsonl"))
             predictor = self.task.predictor(model, tok, fmt, decoding)
             heads = read_jsonl(self.dir / "cuts" / "heads.jsonl")
-            found = self.task.taste(predictor, heads, samples=r.tasting.samples, held_out=r.tasting.held_out)
+            # With tools held out, the notes set them against trained-on hearts: the memorization gap.
+            apart = {"hearts": read_jsonl(self.dir / "cuts" / "hearts.jsonl"), "unseen": read_jsonl(unseen)} \
+                if unseen.exists() else {}
+            # A judged Tasting keeps the judge's journal in the run, so a re-run pays for no grade twice.
+            judged = {"run_dir": self.dir} if self.tasting_judged else {}
+            found = self.task.taste(predictor, heads, samples=r.tasting.samples, held_out=r.tasting.held_out, **apart,
+                                    **judged)
             result = json.loads((self.dir / "still" / "result.json").read_text())
             notes = {"name": r.name, "version": r.version, "task": self.task.kind, **found,
                      "params": result["params"], "train_seconds": result["train_seconds"],
-                     "loss_curve": result["loss_curve"], "grammar": r.tasting.grammar,
+                     "loss_curve": result["loss_curve"], "grammar": found.get("grammar", r.tasting.grammar),
                      "decoding": decoding,
                      "recipe_sha256": r.sha256()}
             out = self.dir / "tasting"

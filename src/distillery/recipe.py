@@ -18,8 +18,10 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from pydantic_core import PydanticCustomError
 
 from distillery.errors import RecipeError, StudentError
+from distillery.judges.config import JudgeConfig, judge_problems
 from distillery.recipe_messages import explain, report, show
 from distillery.recipe_sections import (
+    AgentConfig,
     BottlingConfig,
     CutsConfig,
     MashConfig,
@@ -46,17 +48,20 @@ class Recipe(Section):
     version: int = Field(1, ge=1, description="Recipe version; runs go to runs/<name>-v<version>.")
     task: TaskConfig = Field(default_factory=TaskConfig, description=TaskConfig.__doc__)
     seed: int = Field(0, ge=0, description="Seed for every random choice of the run.")
-    tools: list[dict[str, Any]] | str | None = Field(
+    tools: list[dict[str, Any]] | str | dict[str, str] | None = Field(
         None, validate_default=True,
-        description="Tool catalog: an inline list of tool definitions or a file relative to the recipe.")
+        description="Tool catalog: an inline list of tool definitions, a file relative to the recipe, or "
+                    "`{module: tools.py}`, a Python module whose functions are the tools (and run them).")
     teacher: TeacherConfig = Field(default_factory=TeacherConfig, description=TeacherConfig.__doc__)
     mash: MashConfig = Field(default_factory=MashConfig, description=MashConfig.__doc__)
+    judge: JudgeConfig | None = Field(None, description=JudgeConfig.__doc__)
     student: StudentConfig = Field(default_factory=StudentConfig, description=StudentConfig.__doc__)
     cuts: CutsConfig = Field(default_factory=CutsConfig, description=CutsConfig.__doc__)
     still: StillConfig = Field(default_factory=StillConfig, description=StillConfig.__doc__)
     tasting: TastingConfig = Field(default_factory=TastingConfig, description=TastingConfig.__doc__)
     spirit: SpiritConfig = Field(default_factory=SpiritConfig, description=SpiritConfig.__doc__)
     bottling: BottlingConfig = Field(default_factory=BottlingConfig, description=BottlingConfig.__doc__)
+    agent: AgentConfig | None = Field(None, description=AgentConfig.__doc__)
 
     _catalog: list = PrivateAttr(default_factory=list)
     _source: Path | None = PrivateAttr(None)
@@ -92,10 +97,12 @@ class Recipe(Section):
     @model_validator(mode="after")
     def _settings_of_the_task(self) -> Recipe:
         # Every setting must do something for this task kind: the kind says what it cannot honour.
-        problems = recipe_problems(self)
+        problems = recipe_problems(self) + judge_problems(self)
         if problems:
             raise PydanticCustomError("recipe_checks", "{text}", {"text": "; ".join(m for _, m in problems),
                                                                     "problems": problems})
+        if self.mash.samples_per_request > 1 and self.judge is None:
+            self.judge = JudgeConfig(kind="exact")  # best-of-N's default judge: the samples vote
         return self
 
     @field_validator("tools", mode="before")
@@ -107,8 +114,13 @@ class Recipe(Section):
             return tools
         if isinstance(tools, str):
             return tools
+        if isinstance(tools, dict) and set(tools) == {"module"} and isinstance(tools["module"], str):
+            return tools
+        if isinstance(tools, dict) and "mcp" in tools:
+            _check([("", "MCP servers are not supported yet. Fix: give the tools as a Python module of functions, "
+                         "`tools: {module: tools.py}`, or as a JSON catalog.")])
         _check([("", f"{show(tools)} is not a tool catalog. Fix: a file path such as `tools: tools.json`, "
-                     "or a list of tool definitions.")])
+                     "a list of tool definitions, or `{module: tools.py}`.")])
 
     @property
     def catalog(self) -> list:
@@ -139,7 +151,12 @@ class Recipe(Section):
 
     def resolved_yaml(self) -> str:
         """The whole recipe with every default filled in (tools as written), in a fixed key order."""
-        return _dump(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        if data.get("agent") is None:
+            data.pop("agent", None)  # a recipe without conversations reads, and hashes, as it always did
+        if data.get("judge") is None:
+            data.pop("judge", None)  # so does one without a judge
+        return _dump(data)
 
     def sha256(self) -> str:
         """Hash of `resolved_yaml()`: the identity of the recipe, recorded in every artifact."""
@@ -220,6 +237,9 @@ def recipe_from_dict(data: dict, source: Path | None = None, base_dir: Path | No
     mash_data = data.get("mash") if isinstance(data.get("mash"), dict) else {}
     if "mash" not in bad and isinstance(mash_data.get("inputs"), str):
         file_exists("mash.inputs", mash_data["inputs"], base_dir, problems)
+    judge = data.get("judge") if isinstance(data.get("judge"), dict) else {}
+    if "judge" not in bad and isinstance(judge.get("checks"), str):
+        file_exists("judge.checks", judge["checks"], base_dir, problems)
     if recipe is not None and recipe.student.base is not None:
         try:
             resolve_base(recipe.student.base, base_dir)

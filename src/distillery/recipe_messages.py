@@ -21,8 +21,9 @@ _EXAMPLES = {
     "http://localhost:8000/v1", "teacher.budget_usd": "5.0", "teacher.traces": "traces.jsonl",
     "teacher.price": "{input: 0.15, output: 0.60}", "teacher.price.input": "0.15", "teacher.price.output": "0.60",
     "teacher.api_key_env": "TOGETHER_API_KEY",
-    "student.base": "./SmolLM2-135M-Instruct", "still.threads": "4", "tasting.held_out": "100",
-    "bottling.quantize": "int8", "bottling.formats": "[onnx, gguf]",
+    "student.base": "./SmolLM2-135M-Instruct", "still.threads": "4", "still.micro_batch": "4",
+    "tasting.held_out": "100",
+    "bottling.quantize": "int8", "bottling.formats": "[onnx, gguf]", "judge.kind": "exact",
 }
 
 

@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 from distillery.recipe_messages import show
 from distillery.tasks import DEFAULT_KIND, KINDS
 
-PLANNED_TASKS = ("text_to_sql", "generation")
+PLANNED_TASKS = ("text_to_sql",)
 _NUMBERS = (int, float, int | None, float | None)
 def _check(problems: list[tuple[str, str]]) -> None:
     """Raise a validator's (field, message) problems together; the field (relative to the
@@ -65,6 +65,33 @@ class TeacherConfig(Section):
     budget_usd: float | None = Field(None, gt=0, description="Stop before spending more than this.")
     price: PriceConfig | None = Field(None, description="USD per million tokens; None = the built-in table.")
     traces: str | None = Field(None, description="Traces file for the replay provider, relative to the recipe.")
+    batch: bool = Field(False, description=(
+        "Send the requests through the provider's Batch API (openai, anthropic, gemini): half the price, "
+        "answers within 24 hours. A killed run resumes by polling its batches, never by sending them again."))
+    batch_poll_seconds: float = Field(60.0, gt=0, description="With `batch`: seconds between two looks at a batch.")
+
+    @model_serializer(mode="wrap")
+    def _batch_only_when_on(self, handler):
+        # Only what the run reads: off, the resolved recipe (and the hash of every Mash made before) stays as
+        # it was; on, `concurrency` has no meaning (and a resolved recipe must load again).
+        data = handler(self)
+        unused = ("concurrency",) if self.batch else ("batch", "batch_poll_seconds")
+        return {k: v for k, v in data.items() if k not in unused}
+
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> TeacherConfig:
+        problems, given = [], self.model_fields_set
+        if self.batch and self.provider in ("offline", "replay"):
+            problems.append(("batch", f"the {self.provider} teacher sends no requests, so it has no Batch API. "
+                                      "Fix: remove `batch`, or use provider openai, anthropic or gemini."))
+        if self.batch and "concurrency" in given:
+            problems.append(("concurrency", "has no effect with `batch: true` (the provider runs a batch at its "
+                                            "own pace). Fix: remove `concurrency`, or `batch`."))
+        if not self.batch and "batch_poll_seconds" in given:
+            problems.append(("batch_poll_seconds", "is read only with `batch: true`. Fix: remove it, or add "
+                                                   "`batch: true`."))
+        _check(problems)
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -114,7 +141,21 @@ class MashConfig(Section):
     parallel_ratio: float = Field(0.0, ge=0, le=1, description="Share of requests that need 2+ calls.")
     inputs: str | None = Field(None, description=(
         "classification with an LLM teacher: your inputs for it to label, JSON Lines like a labelled file "
-        "(`question`, optional `conversation_context` and `expected`), relative to the recipe."))
+        "(`question`, optional `conversation_context` and `expected`), relative to the recipe; generation: the "
+        "requests the teacher answers, one `{\"text\": ...}` a line (docs/generation.md)."))
+    samples_per_request: int = Field(1, ge=1, le=16, description=(
+        "Best-of-N: answers the teacher gives each request, at its temperature; the `judge` keeps the best "
+        "(docs/judges.md)."))
+    keep: int = Field(1, ge=1, description="Best-of-N: answers kept per request, the judge's best.")
+
+    @model_serializer(mode="wrap")
+    def _best_of_one_unwritten(self, handler):
+        # Without best-of-N a recipe reads, and its Mash hashes, as it always did.
+        data = handler(self)
+        if self.samples_per_request == 1 and self.keep == 1:
+            data.pop("samples_per_request", None)
+            data.pop("keep", None)
+        return data
 
     @model_validator(mode="after")
     def _shares_fit(self) -> MashConfig:
@@ -227,12 +268,23 @@ class TaskConfig(Section):
     types: dict[str, str] | None = Field(None, description=(
         "spans: every span type and what it is (`email: an email address`); the offline teacher reads the "
         "names and descriptions to know what to write."))
+    instruction: str | None = Field(None, description=(
+        "generation: what to write for each request (`Reply to this customer message politely...`); the "
+        "teacher and the student read it, and the judge sees it."))
+    max_words: int | None = Field(None, ge=1, description=(
+        "generation: the longest answer in words; the teacher is told, longer teacher answers are rejected, "
+        "and the Tasting counts the student's answers over it."))
 
     @model_serializer(mode="wrap")
     def _short_when_plain(self, handler):
         # The default kind has no settings here yet: it is written `task: KIND`, as recipes always
         # wrote it (and the recipe's hash, which names its runs' stages, stays).
         data = handler(self)
+        # Generation writes only its own fields; the older kinds keep writing labels, multi_label and
+        # types as they always did (their hashes stay) and never generation's.
+        others = ("labels", "multi_label", "types") if self.kind == "generation" else ("instruction", "max_words")
+        for name in others:
+            data.pop(name, None)
         return self.kind if self.kind == DEFAULT_KIND else data
 
     @field_validator("kind")
@@ -266,12 +318,29 @@ class TaskConfig(Section):
         if self.kind == "spans" and not self.types:
             problems.append(("types", "a spans task needs at least one span type, with what it is. Fix: e.g. "
                                       "`types: {person: a person's full name, email: an email address}`."))
-        owners = {"labels": "classification", "multi_label": "classification", "types": "spans"}
+        if self.kind == "generation" and not (self.instruction or "").strip():
+            problems.append(("instruction", "a generation task needs what to write for each request. Fix: e.g. "
+                                            "`instruction: Reply to this customer message in two friendly "
+                                            "sentences.`"))
+        owners = {"labels": "classification", "multi_label": "classification", "types": "spans",
+                  "instruction": "generation", "max_words": "generation"}
         for name, owner in owners.items():
             if name in given and self.kind != owner:
                 problems.append((name, f"only a {owner} task has `{name}`. Fix: remove it, or set `kind: {owner}`."))
         _check(problems)
         return self
+
+
+class AgentConfig(Section):
+    """Conversations instead of single requests: the teacher runs as an agent (call, result, next
+    step), the Still learns every turn, and the Tasting scores turns and whole tasks."""
+
+    max_steps: int = Field(4, ge=2, le=16, description=(
+        "Most assistant turns in one conversation (calls and the final answer): the teacher's agent loop "
+        "and `distillery run` stop there."))
+    held_out_tools: list[str] = Field(default_factory=list, description=(
+        "Tools whose conversations are never trained on: tasted apart (`cuts/unseen.jsonl`) beside a "
+        "sample of the hearts, which gives the memorization gap."))
 
 
 class CutsConfig(Section):
@@ -318,7 +387,15 @@ class StillConfig(Section):
         0.6, ge=0, le=1, description="Weight of a language-modelling loss on the prompt (the request and the "
         "tools), added to the completion's: a regularizer that makes the student read the request.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="Matmul precision: bf16 autocast where the CPU has bf16 instructions (auto), or fp32.")
+        "auto", description="Matmul precision: bf16 autocast where the device has bf16 in hardware (auto: GPUs "
+        "that support it, CPUs with bf16 instructions), or fp32.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="Where the Still trains and the Tasting decodes: auto takes the best present (cuda, "
+        "mps, cpu); a device that is not present is refused. Under a launcher each process takes its own GPU.")
+    micro_batch: int | None = Field(None, ge=1, description=(
+        "Examples per forward pass in each process; a larger share of a batch is taken in several passes "
+        "(gradient accumulation), `batch_size` staying the global batch. None = the whole share "
+        "(batch_size / processes)."))
 
 
 class TastingConfig(Section):
@@ -333,6 +410,25 @@ class TastingConfig(Section):
     abstain: bool = Field(True, description=(
         "With the grammar, answer with no call when the student asks for a tool it was trained on that "
         "is not among the offered tools (the grammar alone would call the nearest offered one)."))
+    proof: Literal["judge", "exact"] | None = Field(None, description=(
+        "generation: the proof, the Recipe's llm `judge`'s mean score (judge, the default) or the share of "
+        "answers equal to the teacher's (exact)."))
+    temperature: float | None = Field(None, ge=0, le=2, description=(
+        "generation: the student's sampling temperature; None or 0 = greedy."))
+    top_p: float | None = Field(None, gt=0, le=1, description=(
+        "generation: nucleus sampling, the smallest set of tokens whose probability reaches this; None = 1 "
+        "(all). Needs a temperature above 0."))
+    max_new_tokens: int | None = Field(None, ge=1, description=(
+        "generation: most tokens of one student answer; None = 256 (and never past the student's context)."))
+
+    @model_serializer(mode="wrap")
+    def _generation_unwritten(self, handler):
+        # Settings only generation reads are written when set: every other recipe hashes as it did.
+        data = handler(self)
+        for name in ("proof", "temperature", "top_p", "max_new_tokens"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class SpiritConfig(Section):

@@ -27,7 +27,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from distillery import still
+from distillery import devices, still
 from distillery.errors import DistilleryError
 from distillery.jsonl import read_jsonl, write_jsonl
 from distillery.mash import Listed, remember, seen_before
@@ -127,7 +127,9 @@ def _round(number, recipe, task, teacher, parent, hearts, heads, slices, seen, o
                   f"({tasted['proof']:.3f} {tasted['proof_metric']}); {len(added)} examples added around them; "
                   f"retraining {epochs} epochs on {len(train)}")
     result = still.run_still(model, lambda epoch: task.training_pairs(fmt, tok, examples_of(epoch)), cfg,
-                             here / "still", pad=fmt.pad_id, seed=recipe.seed + number, log=console.print)
+                             here / "still", pad=fmt.pad_id, seed=recipe.seed + number, log=console.print,
+                             device=devices.resolve(cfg.device))
+    model.to("cpu")  # tasted and written from the CPU, wherever it trained
     # 5. The unchanged heads decide.
     decoding = task.decoding(train)
     after = task.taste(task.predictor(model, tok, fmt, decoding), heads, samples=recipe.tasting.samples,

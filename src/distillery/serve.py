@@ -10,10 +10,10 @@
 A model name is looked up in the Cellar on every request (cheap: the index is re-read only
 when its file changes), so re-pointing an alias takes effect at once; a request keeps the
 Spirit it resolved to until it is answered. Loaded Spirits stay in a small LRU keyed by
-sha256. Decoding is serialised per Spirit (one KV cache each; a second decoder was measured
-to add no throughput on 2 cores, benchmarks/serve.py) and runs in the server's thread pool,
-so the event loop keeps accepting. Every Spirit reads a tool catalog's prompt prefix
-once (prefix_cache.py).
+sha256. Each Spirit decodes in its runtime (runtimes.py: torch, onnx or gguf) and the requests
+in flight decode together, one forward pass a step for all of them, new ones joining between
+steps (batching.Scheduler); each request's thread runs its own grammar in the server's thread
+pool, so the event loop keeps accepting. A tool catalog's prompt prefix is read once per Spirit.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from distillery.batching import Scheduler
 from distillery.cellar import Cellar, CellarError
-from distillery.decoding import TorchRunner
 from distillery.errors import DistilleryError
 from distillery.openai_api import (ApiError, ChatRequest, chat_completion, completion_chunks, error_body,
                                    last_user_message, model_card, validation_error)
-from distillery.prefix_cache import PrefixCachedRunner
+from distillery.runtimes import cached, choose, spirit_engine
 from distillery.spirit import Spirit, load_spirit
 from distillery.tasks.base import Reply
 
@@ -56,34 +56,37 @@ class DeadlineExceeded(Exception):
 
 
 class LoadedSpirit:
-    """One Spirit ready to answer: its task's predictor over a prefix-cached runner, and the lock
-    decoding takes.
+    """One Spirit ready to answer: its task's predictor, and the scheduler that decodes the
+    requests in flight together in the Spirit's runtime (`runtime` None: the one chosen for it).
 
     Answers come from the same predictor as `predict` and the Tasting; per request the task's
-    turn changes what it needs (token budget, tool_choice) on a copy, and the copy's runner
-    gives up at the request's deadline.
+    turn changes what it needs (token budget, tool_choice) on a copy, whose runner is the
+    request's own sequence in the batch and gives up at the request's deadline.
     """
 
-    def __init__(self, spirit: Spirit, sha256: str, prefix_cache: int = 16):
+    def __init__(self, spirit: Spirit, sha256: str, prefix_cache: int = 16, runtime: str | None = "torch"):
+        import torch
+
         self.spirit, self.sha256, self.task = spirit, sha256, spirit.task
-        fmt = spirit.format
-        boundary = fmt.boundary_id(spirit.tokenizer)
-        self.runner = (PrefixCachedRunner(spirit.model, boundary, prefix_cache, max_len=fmt.context)
-                       if prefix_cache and boundary is not None else TorchRunner(spirit.model, fmt.context))
+        threads = torch.get_num_threads()
+        self.runtime = runtime or choose(spirit, sha256, threads=threads, log=log.warning)
+        self.engine = spirit_engine(spirit, sha256, self.runtime, threads=threads, prefixes=prefix_cache)
+        self.scheduler = Scheduler(self.engine)
         # Served answers are always constrained, whatever the recipe tasted with.
-        self.caller = self.task.predictor(self.runner, spirit.tokenizer, fmt, spirit.decoding, grammar=True)
-        self.lock = threading.Lock()
+        self.caller = self.task.predictor(self.scheduler.runner(), spirit.tokenizer, spirit.format, spirit.decoding,
+                                          grammar=True)
 
     def answer(self, turn, *, deadline: float) -> tuple[Reply, int]:
         """The reply to one request's `turn` (Task.chat_turn) and the completion tokens it took."""
         caller = copy.copy(self.caller)
-        caller.model = counted = _Deadline(self.runner, deadline)
-        if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise DeadlineExceeded
+        runner = self.scheduler.runner(deadline)
+        caller.model = counted = _Deadline(runner, deadline)
         try:
             reply = turn.run(caller)
+        except TimeoutError:  # every place in the batch stayed taken until the deadline
+            raise DeadlineExceeded from None
         finally:
-            self.lock.release()
+            runner.close()
         return reply, counted.tokens
 
 
@@ -111,8 +114,10 @@ class _Deadline:
 class SpiritPool:
     """Spirits loaded on first use and kept in an LRU by sha256; the Cellar names them."""
 
-    def __init__(self, cellar: Cellar, size: int = 4, prefix_cache: int = 16):
-        self.cellar, self.size, self.prefix_cache = cellar, size, prefix_cache
+    def __init__(self, cellar: Cellar, size: int = 4, prefix_cache: int = 16, device: str = "cpu",
+                 runtime: str | None = "torch"):
+        self.cellar, self.size, self.prefix_cache, self.device = cellar, size, prefix_cache, device
+        self.runtime = runtime
         self.loaded: OrderedDict[str, LoadedSpirit] = OrderedDict()
         self._lock = threading.Lock()  # guards `loaded`
         self._loading = threading.Lock()  # one load at a time; requests for loaded Spirits never wait on it
@@ -129,7 +134,8 @@ class SpiritPool:
             with self._lock:
                 found = self.loaded.get(sha)
             if found is None:
-                found = LoadedSpirit(load_spirit(self.cellar.verified_path(entry)), sha, self.prefix_cache)
+                found = LoadedSpirit(load_spirit(self.cellar.verified_path(entry), self.device), sha,
+                                     self.prefix_cache, self.runtime)
                 log.info("loaded %s (sha256 %s...)", entry["name"], sha[:12])
             with self._lock:
                 self.loaded[sha] = found
@@ -204,9 +210,12 @@ async def _reply(send, status: int, body: dict, headers: dict | None = None):
 
 
 def create_app(cellar: Cellar, *, api_key: str | None = None, max_body: int = MAX_BODY_BYTES,
-               timeout_s: float = TIMEOUT_S, pool_size: int = 4, prefix_cache: int = 16) -> FastAPI:
-    """The API over `cellar`; `api_key` required on every route but /health when given."""
-    pool = SpiritPool(cellar, size=pool_size, prefix_cache=prefix_cache)
+               timeout_s: float = TIMEOUT_S, pool_size: int = 4, prefix_cache: int = 16,
+               device: str = "cpu", runtime: str | None = "torch") -> FastAPI:
+    """The API over `cellar`; `api_key` required on every route but /health when given; the
+    Spirits decode on `device` (a torch device), in `runtime` (None: each Spirit's chosen one,
+    measured on its first load if it never was: `run` measures before serving)."""
+    pool = SpiritPool(cellar, size=pool_size, prefix_cache=prefix_cache, device=device, runtime=runtime)
     app = FastAPI(title="distillery", docs_url=None, redoc_url=None)
     app.state.pool = pool
 
@@ -311,10 +320,16 @@ def is_loopback(host: str) -> bool:
 
 def run(*, host: str = "127.0.0.1", port: int = 8000, spirit: Path | None = None, cellar_root: Path | None = None,
         api_key: str | None = None, threads: int | None = 1, max_body: int = MAX_BODY_BYTES,
-        timeout_s: float = TIMEOUT_S, log_level: str = "info") -> None:
-    """Serve until interrupted. `spirit`: serve that one file (under its Cellar name) instead of the Cellar."""
+        timeout_s: float = TIMEOUT_S, log_level: str = "info", device: str = "cpu", runtime: str | None = None) -> None:
+    """Serve until interrupted. `spirit`: serve that one file (under its Cellar name) instead of the Cellar.
+    `device`: auto, cpu, cuda or mps (refused when not present). `runtime`: torch, onnx or gguf for
+    every Spirit; None: each Spirit's chosen one, chosen before serving where it never was."""
     import torch
     import uvicorn
+
+    from distillery.devices import resolve
+
+    target = resolve(device, where="--device")
 
     if not is_loopback(host) and not api_key:
         raise DistilleryError(f"--host {host} is reachable from other machines, so the server needs an API key. "
@@ -328,7 +343,16 @@ def run(*, host: str = "127.0.0.1", port: int = 8000, spirit: Path | None = None
         if not cellar.entries():
             raise DistilleryError(f"the Cellar ({cellar.root}) has no Spirits to serve. Fix: `distillery cellar add "
                                   "FILE`, run `distillery distill`, or serve one file with --spirit FILE.")
+        if target.type != "cpu":
+            runtime = "torch"  # onnx and gguf decode on the CPU
+        elif runtime is None:  # measured now, not in a first request's time limit
+            for entry in cellar.entries().values():
+                if cached(entry["sha256"]) is None:
+                    choose(load_spirit(cellar.verified_path(entry)), entry["sha256"], threads=threads, log=log.warning)
         names = ", ".join([*cellar.entries(), *cellar.aliases()])
         log.warning("serving %s on http://%s:%d", names, host, port)
-        app = create_app(cellar, api_key=api_key, max_body=max_body, timeout_s=timeout_s)
+        app = create_app(cellar, api_key=api_key, max_body=max_body, timeout_s=timeout_s, device=target,
+                         runtime=runtime)
+        if spirit is not None:  # loaded now, not in the first request's time limit
+            app.state.pool.get(next(iter(cellar.entries())))
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

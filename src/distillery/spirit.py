@@ -179,8 +179,8 @@ def build_student_model(meta: dict, where: str):
         raise SpiritError(f"{where}: its student ({kind}) cannot be rebuilt from its model_config ({exc}).")
 
 
-def load_spirit(path: Path) -> Spirit:
-    """The student, its tokenizer and its catalog, from nothing but the Spirit file."""
+def load_spirit(path: Path, device: torch.device | str = "cpu") -> Spirit:
+    """The student (on `device`), its tokenizer and its catalog, from nothing but the Spirit file."""
     path = Path(path)
     meta = read_metadata(path)
     model = build_student_model(meta, str(path))
@@ -188,7 +188,7 @@ def load_spirit(path: Path) -> Spirit:
         load_model(model, str(path))
     except (SafetensorError, RuntimeError) as exc:
         raise SpiritError(f"{path}: its weights do not match its model_config ({exc}).")
-    model.float().eval()
+    model.float().eval().to(device)
     tokenizer = Tokenizer.from_str(meta["tokenizer"])
     try:
         task = task_of(meta, str(path))

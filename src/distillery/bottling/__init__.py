@@ -99,6 +99,22 @@ def open_artifact(path: Path, threads: int | None = None) -> Bottle:
                   format="spirit")
 
 
+def on_device(bottle: Bottle, device: str) -> Bottle:
+    """The bottle decoding on `device` (auto, cpu, cuda, mps; what `--device` names): a Spirit, pt or
+    hf bottle moves there; onnx and gguf bottles run on the CPU, where `auto` leaves them."""
+    from distillery.devices import resolve
+
+    if not hasattr(bottle.runner, "to"):
+        if device not in ("auto", "cpu"):
+            raise DistilleryError(f"--device {device}: a {bottle.format} bottle decodes on the CPU in distillery. "
+                                  "Fix: --device cpu, or give the .spirit (or its pt or hf bottle) for the GPU.")
+        return bottle
+    target = resolve(device, where="--device")
+    if target.type != "cpu":
+        bottle.runner.to(target)
+    return bottle
+
+
 def caller_for(bottle: Bottle, grammar: bool | None = None):
     """What answers requests over the bottle's runner, decoding as the Spirit's metadata says: its
     task's predictor (a ToolCaller, a LabelPredictor...); `grammar` overrides the stored choice."""

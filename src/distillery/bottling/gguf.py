@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 from tokenizers import Tokenizer
 
 from distillery.bottling import Bottle, check_choice
@@ -205,44 +204,16 @@ def _quiet_stderr():
             os.close(saved)
 
 
-class LlamaCppRunner:
-    """A GGUF model in llama.cpp, one sequence at a time, fed with token ids (a decoding runner)."""
+def open_bottle(path: Path, threads: int | None = None, width: int = 1) -> Bottle:
+    """A distillery .gguf ready to decode through llama.cpp (`threads`: default torch's thread count),
+    `width` sequences at a time (gguf_engine.py; the runner reads one, `predict_many` up to `width`)."""
+    from distillery.batching import EngineRunner
+    from distillery.bottling.gguf_engine import LlamaCppEngine
 
-    def __init__(self, path: Path, n_ctx: int, threads: int | None = None):
-        try:
-            import llama_cpp
-        except ImportError:
-            raise DistilleryError(f"running a .gguf needs llama-cpp-python. {_INSTALL_LLAMA}") from None
-        self._llama_cpp = llama_cpp
-        threads = threads or torch.get_num_threads()
-        try:
-            with _quiet_stderr():
-                self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads,
-                                           n_threads_batch=threads, verbose=False)
-        except ValueError as exc:
-            raise DistilleryError(f"{path}: llama.cpp cannot load it ({exc}). Fix: bottle the Spirit again.") from None
-        self.max_len = n_ctx
-        self.n_vocab = self.llm.n_vocab()
-
-    def _logits(self) -> torch.Tensor:
-        # Only the last position's logits are computed (logits_all=False): row 0 of the output.
-        logits = np.ctypeslib.as_array(self._llama_cpp.llama_get_logits(self.llm.ctx), shape=(self.n_vocab,))
-        return torch.from_numpy(logits.copy())
-
-    def start(self, prompt_ids: list[int]) -> torch.Tensor:
-        self.llm.reset()
-        self.llm.eval(prompt_ids)
-        return self._logits()
-
-    def step(self, token: int) -> torch.Tensor:
-        self.llm.eval([token])
-        return self._logits()
-
-
-def open_bottle(path: Path, threads: int | None = None) -> Bottle:
-    """A distillery .gguf ready to decode through llama.cpp (`threads`: default torch's thread count)."""
     path = Path(path)
     metadata = read_metadata(path)
     tokenizer = Tokenizer.from_str(metadata["tokenizer"])
-    runner = LlamaCppRunner(path, prompt_format(metadata, tokenizer).context, threads)
-    return Bottle(runner=runner, tokenizer=tokenizer, metadata=metadata, format="gguf")
+    fmt = prompt_format(metadata, tokenizer)
+    engine = LlamaCppEngine(path, fmt.context, width=width, threads=threads, boundary_id=fmt.boundary_id(tokenizer),
+                            prefixes=0 if width == 1 else 8)
+    return Bottle(runner=EngineRunner(engine), tokenizer=tokenizer, metadata=metadata, format="gguf")

@@ -24,7 +24,7 @@ from transformers.utils import logging as hf_logging
 
 from distillery.errors import StudentError
 from distillery.students.base import Built, model_from_config
-from distillery.students.prompt_format import INSTRUCTION, PromptFormat, chat_frame
+from distillery.students.prompt_format import INSTRUCTION, PromptFormat, chat_frame, chat_turns
 from distillery.students.sources import BUNDLED, resolve_base
 
 def _sha256(paths: list[Path]) -> str:
@@ -103,7 +103,8 @@ def chat_format(tokenizer: PreTrainedTokenizerFast, context: int, tools: str) ->
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
     return PromptFormat(template="chat", tools=tools, end_id=end_id, pad_id=pad_id, context=context,
                         json_style="spaced", frame=frame, instruction=INSTRUCTION, end_text=end_text,
-                        boundary_text=end_text, special_tokens=tuple(tokenizer.all_special_tokens))
+                        boundary_text=end_text, special_tokens=tuple(tokenizer.all_special_tokens),
+                        turns=chat_turns(tokenizer))
 
 
 class PretrainedStudent:

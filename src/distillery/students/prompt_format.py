@@ -43,6 +43,9 @@ class PromptFormat:
     end_text: str = END  # the end token's text, written after the calls in a training completion
     boundary_text: str = USER  # the prompt's text up to here depends only on the offered tools
     special_tokens: tuple[str, ...] = field(default=())  # control tokens of the vocabulary (gguf bottles)
+    # chat only: (the text that closes a user turn and opens the assistant's, the text after an
+    # assistant's answer that opens the next user turn), cut from the template by `chat_turns`
+    turns: tuple[str, ...] = field(default=())
 
     # -- text ------------------------------------------------------------------------------
     def framed(self, request: str, context: str) -> str:
@@ -52,6 +55,29 @@ class PromptFormat:
             return f"{TOOLS}{context}{USER}{request.strip()}{CALL}"
         system = f"{self.instruction}\n{context}" if context else self.instruction
         return self.frame.replace(SYSTEM_SLOT, system).replace(USER_SLOT, request.strip())
+
+    def conversation(self, segments: list[str], context: str) -> str:
+        """The prompt of a conversation: `segments` alternate what the user side said (a request,
+        tool results) and what the assistant answered, and end with the user side. One segment is
+        `framed`'s prompt, byte for byte."""
+        if len(segments) % 2 == 0:
+            raise ValueError("a conversation's prompt ends with the user side (a request or tool results)")
+        if self.template == "special":
+            open_assistant, open_user = CALL, END + USER
+        elif len(self.turns) == 2:
+            open_assistant, open_user = self.turns
+        else:
+            raise ValueError("this student's prompt format has no conversation turns (its chat template "
+                             "could not render one)")
+        body = segments[0].strip()
+        for i, text in enumerate(segments[1:]):
+            body += (open_assistant + text) if i % 2 == 0 else (open_user + text.strip())
+        return self.framed(body, context)
+
+    @property
+    def converses(self) -> bool:
+        """Whether this format can write a conversation (history) into a prompt."""
+        return self.template == "special" or len(self.turns) == 2
 
     def dumps(self, value: Any) -> str:
         separators = (",", ":") if self.json_style == "compact" else (", ", ": ")
@@ -71,12 +97,15 @@ class PromptFormat:
 
     # -- storage -----------------------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+        data = asdict(self)
+        if not data["turns"]:
+            del data["turns"]  # formats without turns are stored as they always were
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict) -> PromptFormat:
         data = dict(data)
-        for key in ("skip_ids", "special_tokens"):
+        for key in ("skip_ids", "special_tokens", "turns"):
             data[key] = tuple(data.get(key, ()))
         return cls(**data)
 
@@ -109,3 +138,27 @@ def chat_frame(hf_tokenizer) -> tuple[str, str]:
     if SYSTEM_SLOT not in frame or USER_SLOT not in frame:
         raise ValueError("the chat template drops the system or the user message")
     return frame, end_text
+
+
+def chat_turns(hf_tokenizer) -> tuple[str, str] | tuple[()]:
+    """(close user + open assistant, close assistant + open user): what the chat template writes
+    between the turns of a conversation, cut from one rendering of [system, user, assistant, user].
+    Empty when the template cannot render that conversation or writes the turns another way
+    (then the student answers single requests only)."""
+    marks = ["\x00u1\x00", "\x00a1\x00", "\x00u2\x00"]
+    messages = [{"role": "system", "content": SYSTEM_SLOT}, {"role": "user", "content": marks[0]},
+                {"role": "assistant", "content": marks[1]}, {"role": "user", "content": marks[2]}]
+    try:
+        text = hf_tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template may refuse any conversation it was not written for
+        return ()
+    frame = hf_tokenizer.apply_chat_template(messages[:2], add_generation_prompt=True, tokenize=False)
+    if any(text.count(m) != 1 for m in marks):
+        return ()
+    head, rest = text.split(marks[0])
+    open_assistant, rest = rest.split(marks[1])
+    open_user, tail = rest.split(marks[2])
+    # The turns must compose: the conversation's text is the one-turn frame with the history in its user slot.
+    if frame.replace(marks[0], marks[0] + open_assistant + marks[1] + open_user + marks[2]) != text:
+        return ()
+    return open_assistant, open_user

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import importlib
 
-KINDS = ("tool_calling", "classification", "spans")
+KINDS = ("tool_calling", "classification", "spans", "generation")
 DEFAULT_KIND = KINDS[0]  # recipes and Spirits written before there were kinds are tool calling
-_CLASSES = {"tool_calling": "ToolCallingTask", "classification": "ClassificationTask", "spans": "SpansTask"}
+_CLASSES = {"tool_calling": "ToolCallingTask", "classification": "ClassificationTask", "spans": "SpansTask",
+            "generation": "GenerationTask"}
+# Kinds whose Recipe `judge:` grades the student's answers at the Tasting (its proof), not the
+# teacher's in the Mash: the judge is an input of the Tasting stage, not of the Mash.
+TASTING_JUDGED = ("generation",)
 
-# Fields of the generic Recipe sections that only one kind reads; the Recipe refuses them for
+# Fields of the generic Recipe sections that only some kinds read; the Recipe refuses them for
 # any other kind, where they would do nothing.
 OWN_SETTINGS = {
     "tool_calling": {"mash": ("tools_per_call", "no_call_ratio", "parallel_ratio"),
                      "still": ("value_swap", "tool_drop", "reoffer"), "tasting": ("copy_values", "abstain")},
     "classification": {"mash": ("inputs",)},
     "spans": {},
+    "generation": {"mash": ("inputs",), "tasting": ("proof", "temperature", "top_p", "max_new_tokens")},
 }
 
 
@@ -51,12 +56,18 @@ def recipe_problems(recipe) -> list[tuple[str, str]]:
     """(field, message) for every setting of `recipe` its task kind cannot honour."""
     kind = recipe.task.kind
     problems = list(task_class(kind).recipe_problems(recipe))
+    if recipe.agent is not None and kind != "tool_calling":
+        problems.append(("agent", f"conversations are tool calls and their results; a {kind} task has none. "
+                                  "Fix: remove `agent`."))
+    readers: dict[tuple[str, str], list[str]] = {}
     for owner, sections in OWN_SETTINGS.items():
-        if owner == kind:
-            continue
         for section, names in sections.items():
-            problems += [(f"{section}.{name}", f"only a {owner} task reads it; a {kind} task would ignore it. "
-                                               "Fix: remove it.") for name in names if _changed(recipe, section, name)]
+            for name in names:
+                readers.setdefault((section, name), []).append(owner)
+    for (section, name), owners in readers.items():
+        if kind not in owners and _changed(recipe, section, name):
+            problems.append((f"{section}.{name}", f"only a {' or '.join(owners)} task reads it; a {kind} task would "
+                                                  "ignore it. Fix: remove it."))
     return problems
 
 

@@ -27,6 +27,9 @@ PRICES: dict[str, tuple[float, float]] = {
     "gemini-2.5-pro": (1.25, 10.00),
 }
 CHARS_PER_TOKEN = 3.5  # English and JSON in common BPE vocabularies; a little pessimistic
+# A Batch API's price as a share of the live one (`teacher.batch`): OpenAI Batch, Anthropic Message
+# Batches and Gemini batch mode all charge half, on input and output alike.
+BATCH_FACTOR: dict[str, float] = {"openai": 0.5, "anthropic": 0.5, "gemini": 0.5}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ def price_for(teacher_cfg, model: str) -> Price | None:
     return Price(*PRICES[key]) if key else None
 
 
+def batch_price(price: Price | None, provider: str) -> Price | None:
+    """What `price` (a live price: the table's or `teacher.price`) becomes through `provider`'s Batch API."""
+    if price is None:
+        return None
+    factor = BATCH_FACTOR[provider]
+    return Price(price.input * factor, price.output * factor)
+
+
 def prompt_tokens(request: Request, with_schema: bool = True) -> int:
     """A token count for the prompt that errs high (the reservation must not fall short)."""
     chars = sum(len(m["content"]) + 8 for m in request.messages)
@@ -68,9 +79,10 @@ class CostMeter:
         self.price = price or Price(0.0, 0.0)
         self.budget, self.spent, self.reserved = budget, spent, 0.0
 
-    def reserve(self, request: Request) -> float:
+    def reserve(self, request: Request, committed: bool = False) -> float:
+        """Hold the request's worst case; `committed`: already sent (by a killed run), so counted, never refused."""
         amount = self.price.cost(prompt_tokens(request), request.max_tokens)
-        if self.budget is not None and self.spent + self.reserved + amount > self.budget:
+        if not committed and self.budget is not None and self.spent + self.reserved + amount > self.budget:
             raise BudgetReached
         self.reserved += amount
         return amount

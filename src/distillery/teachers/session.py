@@ -16,7 +16,7 @@ from pathlib import Path
 
 from distillery.errors import TeacherError
 from distillery.teachers.base import HTTPStatusFailure, Request, redact
-from distillery.teachers.cost import CostMeter, Price
+from distillery.teachers.cost import CostMeter, Price, batch_price
 from distillery.teachers.journal import Journal, request_id
 from distillery.teachers.retry import GaveUp, RetryPolicy, describe, with_retries
 
@@ -63,7 +63,7 @@ class TeacherSession:
         except BaseException as error:
             self.meter.release(reserved)
             if isinstance(error, (GaveUp, HTTPStatusFailure)):
-                raise TeacherError(self._explain(error)) from None
+                raise TeacherError(explain(self.provider, error)) from None
             raise
         cost = self.meter.settle(reserved, response.input_tokens, response.output_tokens)
         self.counts.sent += 1
@@ -75,25 +75,47 @@ class TeacherSession:
             "input_tokens": response.input_tokens, "output_tokens": response.output_tokens,
             "cost_usd": cost, "seconds": round(time.monotonic() - started, 3)})
 
-    def _explain(self, error: BaseException) -> str:
-        p = self.provider
-        where = f"the {p.name} teacher at {getattr(p, 'base_url', '?')} (model `{p.model}`)"
-        if isinstance(error, GaveUp):
-            last = error.last
-            detail = f"{describe(last)}: {last.body}" if isinstance(last, HTTPStatusFailure) else describe(last)
-            times = "once" if error.attempts == 1 else f"{error.attempts} times in a row"
-            text = (f"{where} failed {times} (last: {detail}). Fix: check that the "
-                    "server is up and reachable, then run again; answered requests are kept in the journal.")
-        elif error.status in (401, 403):
-            text = (f"{where} refused the key from {getattr(p, 'key_env', 'the environment')} "
-                    f"(HTTP {error.status}: {error.body}). Fix: export a valid key and run again.")
-        elif error.status == 404:
-            text = (f"{where} answered 404 ({error.body}). Fix: check `teacher.model` and `teacher.base_url`.")
-        else:
-            text = (f"{where} rejected the request (HTTP {error.status}: {error.body}). Fix: check "
-                    "`teacher.model`, `teacher.max_tokens` and `teacher.base_url`.")
-        return redact(" ".join(text.split()), *getattr(p, "secrets", ()))
-
     async def aclose(self) -> None:
         self.journal.close()
         await self.provider.aclose()
+
+
+def open_session(provider, journal_dir: Path, teacher_cfg, *, price: Price | None,
+                 policy: RetryPolicy | None = None):
+    """The session `teacher_cfg` asks for: live requests, or the provider's Batch API (`teacher.batch`)."""
+    from distillery.teachers.batch import BatchSession, unfinished_batches  # batch.py builds on this module
+
+    policy = policy or RetryPolicy()
+    if getattr(teacher_cfg, "batch", False):
+        return BatchSession(provider, journal_dir, price=batch_price(price, provider.name),
+                            budget=teacher_cfg.budget_usd, poll_seconds=teacher_cfg.batch_poll_seconds,
+                            policy=policy)
+    running = unfinished_batches(journal_dir)
+    if running:
+        raise TeacherError(
+            f"{journal_dir / 'batches.jsonl'}: {len(running)} batch(es) sent with `teacher.batch: true` are not "
+            f"collected yet ({', '.join(running[:3])}); asking live now would pay for their requests again. "
+            "Fix: set `teacher.batch: true` again and run (it collects them and sends nothing twice), or delete "
+            "that file to give them up.")
+    return TeacherSession(provider, journal_dir, price=price, budget=teacher_cfg.budget_usd,
+                          concurrency=teacher_cfg.concurrency, policy=policy)
+
+
+def explain(provider, error: BaseException) -> str:
+    """A failed request (GaveUp or an HTTP error) as a message for people, with the key blanked out."""
+    where = f"the {provider.name} teacher at {getattr(provider, 'base_url', '?')} (model `{provider.model}`)"
+    if isinstance(error, GaveUp):
+        last = error.last
+        detail = f"{describe(last)}: {last.body}" if isinstance(last, HTTPStatusFailure) else describe(last)
+        times = "once" if error.attempts == 1 else f"{error.attempts} times in a row"
+        text = (f"{where} failed {times} (last: {detail}). Fix: check that the "
+                "server is up and reachable, then run again; answered requests are kept in the journal.")
+    elif error.status in (401, 403):
+        text = (f"{where} refused the key from {getattr(provider, 'key_env', 'the environment')} "
+                f"(HTTP {error.status}: {error.body}). Fix: export a valid key and run again.")
+    elif error.status == 404:
+        text = (f"{where} answered 404 ({error.body}). Fix: check `teacher.model` and `teacher.base_url`.")
+    else:
+        text = (f"{where} rejected the request (HTTP {error.status}: {error.body}). Fix: check "
+                "`teacher.model`, `teacher.max_tokens` and `teacher.base_url`.")
+    return redact(" ".join(text.split()), *getattr(provider, "secrets", ()))

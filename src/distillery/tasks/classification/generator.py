@@ -26,7 +26,7 @@ from distillery.tasks.classification.data import INPUT_KEYS
 from distillery.teachers.base import Request
 from distillery.teachers.cost import BudgetReached
 from distillery.teachers.retry import RetryPolicy
-from distillery.teachers.session import TeacherSession
+from distillery.teachers.session import open_session
 
 log = logging.getLogger("distillery.teachers")
 
@@ -157,8 +157,7 @@ async def _generate(provider, labels, multi_label, total, per_call, teacher_cfg,
     names = list(labels)
     n, planned = plan(len(names), total, per_call)
     limit = ROUNDS_FACTOR * planned
-    session = TeacherSession(provider, journal, price=price, budget=teacher_cfg.budget_usd,
-                             concurrency=teacher_cfg.concurrency, policy=policy or RetryPolicy())
+    session = open_session(provider, journal, teacher_cfg, price=price, policy=policy or RetryPolicy())
     out: list[dict] = []
     unusable = rounds = 0
     try:

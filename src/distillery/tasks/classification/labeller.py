@@ -19,7 +19,7 @@ import re
 from distillery.tasks.classification.data import request_text
 from distillery.teachers.base import Request
 from distillery.teachers.retry import RetryPolicy
-from distillery.teachers.session import TeacherSession
+from distillery.teachers.session import open_session
 
 
 def label_request(example: dict, labels: dict[str, str], multi_label: bool, max_tokens: int) -> Request:
@@ -55,8 +55,7 @@ def label_inputs(provider, inputs: list[dict], labels: dict[str, str], multi_lab
 
 
 async def _label(provider, inputs, labels, multi_label, teacher_cfg, journal, price, policy) -> list[dict]:
-    session = TeacherSession(provider, journal, price=price, budget=teacher_cfg.budget_usd,
-                             concurrency=teacher_cfg.concurrency, policy=policy or RetryPolicy())
+    session = open_session(provider, journal, teacher_cfg, price=price, policy=policy or RetryPolicy())
     try:
         requests = [label_request(ex, labels, multi_label, teacher_cfg.max_tokens) for ex in inputs]
         records = await asyncio.gather(*(session.ask(i, r) for i, r in enumerate(requests)))

@@ -1,7 +1,9 @@
 """Batch prediction: a JSON Lines file of requests in, one line of calls out per request.
 
 A request line is `{"id", "utterance" or "messages", "tools"}`: `messages` are OpenAI chat
-messages, of which the last user message is the request; `tools` are in any catalog format
+messages, of which the last user message is the request (a Spirit distilled from conversations
+answers the next turn of messages that hold calls and their tool results, and a final answer in
+text comes as the line's `content`); `tools` are in any catalog format
 (OpenAI or BFCL) and, when left out, default to the catalog given on the command line or
 the Spirit's own. An answer line is `{"id", "calls": [{"name", "arguments"}], "latency_ms"}`.
 Every line is read and checked before the model runs, so a bad line costs no compute.
@@ -17,6 +19,7 @@ from distillery.errors import DistilleryError
 from distillery.openai_api import last_user_message
 from distillery.tasks.tool_calling.predictor import ToolCaller
 from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.tasks.tool_calling.conversation import ConversationError, read_messages
 from distillery.tasks.tool_calling.schema import Tool
 
 _EXAMPLE = '{"id": "q1", "utterance": "set a timer for 5 minutes", "tools": [...]}'
@@ -27,6 +30,8 @@ class Request:
     id: str | int  # as written in the input, echoed in the answer
     utterance: str
     tools: list[Tool] | None  # None: the default catalog
+    history: list[dict] | None = None  # a conversation with calls and results before this turn (conversation.py)
+    where: str = ""  # file:line, for an error found once the Spirit is known
 
 
 def read_requests(path: Path) -> list[Request]:
@@ -63,6 +68,7 @@ def _parse_line(line: str, where: str) -> Request:
         raise DistilleryError(f"{where}: expected a JSON object, got {type(row).__name__}. Fix: e.g. {_EXAMPLE}.")
     if not isinstance(row.get("id"), (str, int)) or isinstance(row.get("id"), bool):
         raise DistilleryError(f'{where}: "id" is missing or not a string or number. Fix: add e.g. "id": "q1".')
+    history = None
     if "utterance" in row:
         utterance = row["utterance"]
         if not isinstance(utterance, str) or not utterance.strip():
@@ -70,26 +76,57 @@ def _parse_line(line: str, where: str) -> Request:
                                   'e.g. "utterance": "set a timer for 5 minutes".')
     elif "messages" in row:
         utterance = last_user_message(row["messages"], where)
+        history = _history(row["messages"], where)
     else:
         raise DistilleryError(f'{where}: no "utterance" or "messages". Fix: add the request as "utterance": '
                               '"..." or as OpenAI chat "messages": [{"role": "user", "content": "..."}].')
     tools = None
     if row.get("tools") is not None:
         tools = parse_tools(row["tools"], where=f'{where}, "tools"')
-    return Request(id=row["id"], utterance=utterance.strip(), tools=tools)
+    return Request(id=row["id"], utterance=utterance.strip(), tools=tools, history=history, where=where)
+
+
+def _history(messages: list, where: str) -> list[dict] | None:
+    """The conversation before the turn to answer, when the messages hold calls and results; None
+    for a plain request. Messages that end with a result must be a conversation."""
+    try:
+        history = read_messages(messages, final=False)
+    except ConversationError as why:
+        last = messages[-1] if messages else None
+        if isinstance(last, dict) and last.get("role") in ("tool", "function"):
+            raise DistilleryError(f"{where}: messages: {why}. Fix: OpenAI chat messages whose tool results "
+                                  "answer the assistant's tool_calls.") from None
+        return None
+    return history if any(m["role"] == "tool" or m.get("calls") for m in history) else None
+
+
+CHUNK = 256  # requests prepared (grammars compiled) at once; within a chunk `batch_size` decode together
 
 
 def predict_all(caller: ToolCaller, requests: list[Request], default_tools: list[Tool],
                 on_progress=None, batch_size: int = 16) -> list[dict]:
-    """One answer row per request, in the input's order, decoded `batch_size` at a time
+    """One answer row per request, in the input's order, `batch_size` decoding together
     (ToolCaller.predict_many: the same answers as one by one)."""
     rows = []
-    for first in range(0, len(requests), batch_size):
-        chunk = requests[first:first + batch_size]
-        predictions = caller.predict_many([(r.utterance, r.tools or default_tools) for r in chunk],
-                                          batch_size=batch_size)
+    reads_history = getattr(caller, "conversation", False)
+    for r in requests:  # checked before any decoding
+        if r.history is not None and r.history[-1]["role"] == "tool" and not reads_history:
+            raise DistilleryError(f"{r.where}: this Spirit was distilled on single requests and cannot read tool "
+                                  "results. Fix: send the request alone, or distill a Spirit from conversations "
+                                  "(an `agent:` recipe, docs/agents.md).")
+    for first in range(0, len(requests), CHUNK):
+        chunk = requests[first:first + CHUNK]
+        plain = [r for r in chunk if r.history is None or not reads_history]
+        found = dict(zip(map(id, plain), caller.predict_many([(r.utterance, r.tools or default_tools) for r in plain],
+                                                             batch_size=batch_size)))
+        # A conversation's next turn, one at a time: its history decides its prompt.
+        found.update({id(r): caller.predict_turn(r.history, r.tools or default_tools)
+                      for r in chunk if id(r) not in found})
+        predictions = [found[id(r)] for r in chunk]
         for request, prediction in zip(chunk, predictions):
             row = {"id": request.id, "calls": prediction.calls, "latency_ms": round(prediction.latency_ms, 2)}
+            if getattr(prediction, "content", None) is not None:  # a conversation's final answer
+                row["content"] = prediction.content
             if prediction.calls is None:  # only without the grammar: say what came out instead
                 row["raw_output"] = prediction.text
             rows.append(row)

@@ -80,10 +80,11 @@ def call_schema(tool: Tool, copy: dict[str, Any] | None = None, copied: frozense
 
 def calls_schema(tools: list[Tool], *, allow_none: bool = True, allow_parallel: bool = True,
                  utterance: str = "", copied: frozenset[str] = frozenset(),
-                 style: dict[str, Any] = _COMPACT) -> dict[str, Any]:
+                 style: dict[str, Any] = _COMPACT, allow_text: bool = False) -> dict[str, Any]:
     """The JSON schema of a whole completion: a list of calls of the offered tools, spaced as `style` says.
 
     Parameters named in `copied` (`tool.param`) may only take spans or numbers of `utterance`.
+    `allow_text`: a conversation's final answer, a JSON string, is an answer too.
     """
     copy = None
     if copied:
@@ -98,6 +99,9 @@ def calls_schema(tools: list[Tool], *, allow_none: bool = True, allow_parallel: 
     }
     if not allow_parallel:
         schema["maxItems"] = 1
+    if allow_text and allow_none:
+        schema = {"anyOf": [{k: v for k, v in schema.items() if k != "x-guidance"}, {"type": "string"}],
+                  "x-guidance": style}
     if copy:
         # Shared definitions: one copy of the span list however many parameters use it.
         schema["$defs"] = {kind: {"enum": copy[kind]} for kind in ("span", "number", "integer") if copy[kind]}
@@ -126,10 +130,10 @@ class CallGrammar:
         return grammar
 
     def matcher(self, tools: list[Tool], *, allow_none: bool = True, allow_parallel: bool = True,
-                utterance: str = "", copied: frozenset[str] = frozenset()) -> CallMatcher:
+                utterance: str = "", copied: frozenset[str] = frozenset(), allow_text: bool = False) -> CallMatcher:
         return self.schema_matcher(calls_schema(
             tools, allow_none=allow_none, allow_parallel=allow_parallel, utterance=utterance, copied=copied,
-            style=self.style))
+            style=self.style, allow_text=allow_text))
 
     def schema_matcher(self, schema: dict[str, Any]) -> CallMatcher:
         """A matcher for any JSON schema (another task's answer), spaced as this student writes JSON."""

@@ -24,7 +24,7 @@ from distillery.tasks.tool_calling.toolgen import parse_answer, plan
 from distillery.tasks.tool_calling.validate import calls_equal, check_calls
 from distillery.teachers.cost import BudgetReached
 from distillery.teachers.retry import RetryPolicy
-from distillery.teachers.session import TeacherSession
+from distillery.teachers.session import open_session
 
 
 def offer_tools(calls: list[dict], avoid: list[str], catalog: list[Tool], rng: random.Random,
@@ -38,7 +38,7 @@ def offer_tools(calls: list[dict], avoid: list[str], catalog: list[Tool], rng: r
     return offered
 
 
-def judge(candidate: object, offered: list[str], tools_by_name: dict[str, Tool], seen: set[str]) -> str | None:
+def reject_reason(candidate: object, offered: list[str], tools_by_name: dict[str, Tool], seen: set[str]) -> str | None:
     """Why a candidate cannot enter the Mash, or None when it is accepted. `seen` holds the
     normalized and the near keys (`near_key`) of the utterances accepted so far."""
     if not isinstance(candidate, dict) or not isinstance(candidate.get("utterance"), str):
@@ -84,7 +84,7 @@ def build_mash(teacher, catalog: list[Tool], mash_cfg, run_dir: Path, *, seed: i
         offered = offer_tools(targets, list(candidate.get("avoid", [])) if isinstance(candidate, dict) else [],
                               pool or catalog, rng, low, high)
         reason = candidate["reject"] if isinstance(candidate, dict) and "reject" in candidate else \
-            judge(candidate, offered, tools_by_name, seen)
+            reject_reason(candidate, offered, tools_by_name, seen)
         if reason is None and "expected" in candidate:
             reason = check_calls(candidate["expected"], [tools_by_name[n] for n in offered])
             reason = reason and reason.replace(":", ": expected", 1)
@@ -119,27 +119,37 @@ def right_answer(example: dict, tools_by_name: dict[str, Tool]) -> bool:
 # -- LLM teachers ------------------------------------------------------------------------------
 
 def build_mash_llm(provider, catalog: list[Tool], mash_cfg, teacher_cfg, run_dir: Path, *, seed: int,
-                   price=None, policy=None, on_progress=None, max_requests_factor: int = 20) -> MashStats:
+                   price=None, policy=None, on_progress=None, max_requests_factor: int = 20, judge=None,
+                   judge_cfg=None) -> MashStats:
     """Ask an LLM teacher (`tasks/tool_calling/toolgen.py` requests) until `mash_cfg.total_examples` are accepted.
 
     Answers are judged in request order, whatever order they arrive in, and requests are
     launched only at those points, so the Mash and the set of requests depend on the answers
     alone: a run resumed from the journal makes the same Mash and re-asks nothing it has.
+    With a `judge` (judges/, set up by `judge_cfg`) each request is sampled N times and the
+    judge keeps the best answer (best_of_n.py).
     """
+    if getattr(mash_cfg, "samples_per_request", 1) > 1 and judge is None:
+        raise ValueError("samples_per_request > 1 needs a judge to pick among the samples")
     return asyncio.run(_build_llm(provider, catalog, mash_cfg, teacher_cfg, run_dir, seed, price, policy,
-                                  on_progress, max_requests_factor))
+                                  on_progress, max_requests_factor, judge, judge_cfg))
 
 
 async def _build_llm(provider, catalog, mash_cfg, teacher_cfg, run_dir, seed, price, policy, on_progress,
-                     factor) -> MashStats:
+                     factor, judge, judge_cfg) -> MashStats:
     run_dir.mkdir(parents=True, exist_ok=True)
-    session = TeacherSession(provider, run_dir / "journal", price=price, budget=teacher_cfg.budget_usd,
-                             concurrency=teacher_cfg.concurrency, policy=policy or RetryPolicy())
-    judge_answer = _AnswerJudge(catalog, mash_cfg, seed)
-    stats = judge_answer.stats
+    session = open_session(provider, run_dir / "journal", teacher_cfg, price=price, policy=policy or RetryPolicy())
+    sort_answer, fetch = _Answers(catalog, mash_cfg, seed), lambda ask: session.ask(ask.index, ask.request)
+    if judge is not None:
+        from distillery.tasks.tool_calling.best_of_n import Sampler  # it builds on this module's checks
+
+        sampler = Sampler(session, judge, judge_cfg, catalog, mash_cfg, teacher_cfg, seed)
+        sort_answer, fetch = sampler.sorter, sampler.fetch
+    stats = sort_answer.stats
     total, per_call = mash_cfg.total_examples, mash_cfg.examples_per_call
     limit = math.ceil(total / per_call) * factor
-    window = 2 * teacher_cfg.concurrency
+    # A batch goes out whole: every request the yield so far calls for, not a window of them.
+    window = limit if getattr(teacher_cfg, "batch", False) else 2 * teacher_cfg.concurrency
     tasks: dict[int, asyncio.Task] = {}
     asks: dict[int, object] = {}
     launched = judged = 0
@@ -154,12 +164,13 @@ async def _build_llm(provider, catalog, mash_cfg, teacher_cfg, run_dir, seed, pr
         while stats.accepted < total:
             while want_more():
                 asks[launched] = plan(launched, catalog, mash_cfg, teacher_cfg, seed)
-                tasks[launched] = asyncio.create_task(session.ask(launched, asks[launched].request))
+                tasks[launched] = asyncio.create_task(fetch(asks[launched]))
                 launched += 1
             if judged == launched:
-                write_jsonl(run_dir / "mash.rejects.jsonl", judge_answer.rejected)  # to see why
+                write_jsonl(run_dir / "mash.rejects.jsonl", sort_answer.rejected)  # to see why
+                tails = f", {stats.tails} more for the tails" if stats.tails else ""
                 raise DistilleryError(
-                    f"The teacher gave only {stats.accepted} acceptable examples in {judged} requests "
+                    f"The teacher gave only {stats.accepted} acceptable examples{tails} in {judged} requests "
                     f"(top reject reasons: {dict(stats.reasons.most_common(3))}; all in "
                     f"{run_dir / 'mash.rejects.jsonl'}). Fix: lower `mash.total_examples`, use a stronger "
                     "`teacher.model`, or raise `teacher.max_tokens` if answers were truncated.")
@@ -170,25 +181,42 @@ async def _build_llm(provider, catalog, mash_cfg, teacher_cfg, run_dir, seed, pr
                     f"teacher.budget_usd (${teacher_cfg.budget_usd:g}) reached: ${session.meter.spent:.4f} spent, "
                     f"{stats.accepted} of {total} examples accepted. Fix: raise `teacher.budget_usd` and run "
                     "again; every answer paid for is kept in the journal and not paid again.") from None
-            judge_answer(asks.pop(judged), record)
+            sort_answer(asks.pop(judged), record)
             judged += 1
-            stats.requests, stats.replayed = session.counts.sent, session.counts.replayed
-            stats.cost_usd = session.meter.spent
+            _count(stats, session, judge)
             if on_progress:
                 on_progress(stats)
     finally:
         # Answers in flight are paid for either way: let them land in the journal.
         if tasks:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
-        stats.requests, stats.replayed = session.counts.sent, session.counts.replayed
-        stats.cost_usd = session.meter.spent
+        _count(stats, session, judge)
         await session.aclose()
-    write_jsonl(run_dir / "mash.rejects.jsonl", judge_answer.rejected)
-    write_jsonl(run_dir / "mash.jsonl", judge_answer.accepted)
+        if judge is not None:
+            await judge.aclose()
+    write_jsonl(run_dir / "mash.rejects.jsonl", sort_answer.rejected)
+    write_jsonl(run_dir / "mash.jsonl", sort_answer.accepted)
     return stats
 
 
-class _AnswerJudge:
+def _count(stats: MashStats, session, judge) -> None:
+    stats.requests, stats.replayed = session.counts.sent, session.counts.replayed
+    stats.cost_usd = session.meter.spent
+    if judge is not None:
+        stats.judge_requests, stats.judge_replayed, spent = judge.spent()
+        stats.cost_usd += spent
+
+
+def finish_problem(record: dict) -> str | None:
+    """Why a journaled answer that did not end normally cannot be used (None: it ended normally)."""
+    if record["finish"] == "stop":
+        return None
+    return "truncated: the answer hit teacher.max_tokens" if record["finish"] == "length" else \
+        "content_filter: the provider withheld the answer" if record["finish"] == "content_filter" else \
+        f"finish: the answer ended with `{record.get('raw_finish') or record['finish']}`"
+
+
+class _Answers:
     """Turns one journaled answer into accepted examples and rejects, in request order."""
 
     def __init__(self, catalog: list[Tool], mash_cfg, seed: int):
@@ -205,11 +233,9 @@ class _AnswerJudge:
 
     def __call__(self, ask, record: dict) -> None:
         stats, where = self.stats, {"request": ask.index, "journal_id": record["id"]}
-        if record["finish"] != "stop":
+        why = finish_problem(record)
+        if why:
             stats.candidates += 1
-            why = "truncated: the answer hit teacher.max_tokens" if record["finish"] == "length" else \
-                "content_filter: the provider withheld the answer" if record["finish"] == "content_filter" else \
-                f"finish: the answer ended with `{record.get('raw_finish') or record['finish']}`"
             return self._reject(where, why, record["text"][:4000])
         try:
             examples = parse_answer(record["text"], limit=2 * ask.n)
@@ -227,7 +253,7 @@ class _AnswerJudge:
                 if isinstance(calls, list) else []
             # Distractors only from the slice the teacher saw: it judged that none of the others applies.
             offered = offer_tools(targets, [], shown, random.Random(f"{self.seed}:offer:{ask.index}:{j}"), low, high)
-            reason = judge(candidate, offered, self.tools_by_name, self.seen)
+            reason = reject_reason(candidate, offered, self.tools_by_name, self.seen)
             if reason:
                 self._reject({**where, "example": j}, reason, candidate)
                 continue

@@ -162,9 +162,12 @@ class OfflineTeacher:
         return _candidate(text, calls, [], f"parallel.{frame_id}")
 
     def _request(self, tool: Tool, rng: random.Random, free: list[str],
-                 allow_question: bool) -> tuple[str, dict, Action]:
-        """One request without its frame: (core text, arguments, the action used)."""
+                 allow_question: bool, hidden: frozenset[str] = frozenset()) -> tuple[str, dict, Action]:
+        """One request without its frame: (core text, arguments, the action used). `hidden`
+        parameters are left out of both: an agent fills them from an earlier tool's result."""
         values = self._draw_values(tool, rng)
+        if hidden:
+            values = {name: v for name, v in values.items() if name not in hidden}
         actions = [a for a in self._actions[tool.name] if a.slot is None or a.slot in values]
         if not allow_question:
             actions = [a for a in actions if a.source != "question"]

@@ -13,6 +13,7 @@ from distillery.errors import DistilleryError
 from distillery.openai_api import ApiError, ChatRequest
 from distillery.tasks.base import Reply
 from distillery.tasks.tool_calling.catalog import parse_tools
+from distillery.tasks.tool_calling.conversation import ConversationError, read_messages
 from distillery.tasks.tool_calling.predictor import PromptTooLong
 from distillery.tasks.tool_calling.schema import Tool
 
@@ -52,10 +53,28 @@ def offered_tools(request: ChatRequest, catalog: list[Tool]) -> tuple[list[Tool]
 
 class CallTurn:
     """One chat request to a tool-calling Spirit. `reply` is set when no decoding is needed
-    (`tool_choice: "none"`, no tools on offer); else serve calls `run` with its caller copy."""
+    (`tool_choice: "none"`, no tools on offer); else serve calls `run` with its caller copy.
 
-    def __init__(self, request: ChatRequest, utterance: str, catalog: list[Tool]):
+    A Spirit distilled from conversations answers the next turn of the whole conversation (the
+    calls made so far, their `tool` results); one distilled on single requests answers the last
+    user message, and refuses a conversation that ends with tool results, which it cannot read.
+    """
+
+    def __init__(self, request: ChatRequest, utterance: str, catalog: list[Tool], conversation: bool = False,
+                 model: str = "this model"):
         self.utterance = utterance
+        self.history = None
+        if conversation:
+            try:
+                self.history = read_messages(request.messages, final=False)
+            except ConversationError as why:
+                raise ApiError(400, f"messages: {why}. Fix: send the conversation in OpenAI's chat format, ending "
+                                    "with a user message or the tool results of the last calls.",
+                               param="messages") from None
+        elif isinstance(request.messages[-1], dict) and request.messages[-1].get("role") in ("tool", "function"):
+            raise ApiError(400, f"{model} was distilled on single requests and cannot read tool results. Fix: send "
+                                "the request alone, or distill a Spirit from conversations (an `agent:` recipe, "
+                                "docs/agents.md).", param="messages")
         self.tools, self.allow_none = offered_tools(request, catalog)
         self.allow_parallel = request.parallel_tool_calls is not False
         self.max_tokens = request.token_limit()
@@ -67,11 +86,12 @@ class CallTurn:
             caller.grammar = _Choice(caller.grammar, self.allow_none, self.allow_parallel)
             caller.known_first = {}  # a call was asked for: never abstain
         try:
-            prediction = caller.predict(self.utterance, self.tools)
+            prediction = (caller.predict(self.utterance, self.tools) if self.history is None
+                          else caller.predict_turn(self.history, self.tools))
         except PromptTooLong as exc:
             # The prompt would leave the answer no room: refuse instead of answering blind.
             raise ApiError(400, str(exc), param="messages", code="context_length_exceeded") from None
         except ValueError as exc:  # a catalog llguidance cannot compile (CallMatcher raises it)
             raise ApiError(400, f"the offered tools do not make a grammar: {exc}", param="tools") from None
         finish = "length" if prediction.unfinished else "tool_calls" if prediction.calls else "stop"
-        return Reply(prediction.calls or [], None, finish, prediction.prompt_tokens)
+        return Reply(prediction.calls or [], prediction.content, finish, prediction.prompt_tokens)

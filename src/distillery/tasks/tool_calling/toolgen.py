@@ -66,16 +66,19 @@ def _slice(index: int, catalog: list[Tool], low: int, high: int, seed: int, rng:
     return chosen
 
 
-def answer_schema(tools: list[Tool], n: int) -> dict:
-    """JSON schema of the answer: each call names one shown tool with that tool's arguments."""
+def shown_calls_schema(tools: list[Tool]) -> dict:
+    """JSON schema of one answer's calls: each names one shown tool with that tool's arguments."""
     calls = [{"type": "object", "properties": {
         "name": {"type": "string", "enum": [t.name]},
         "arguments": {**t.json_schema(), "additionalProperties": False}},
         "required": ["name", "arguments"], "additionalProperties": False} for t in tools]
-    example = {"type": "object", "properties": {
-        "utterance": {"type": "string"},
-        "calls": {"type": "array", "items": {"anyOf": calls} if len(calls) > 1 else calls[0], "maxItems": 3}},
-        "required": ["utterance", "calls"], "additionalProperties": False}
+    return {"type": "array", "items": {"anyOf": calls} if len(calls) > 1 else calls[0], "maxItems": 3}
+
+
+def answer_schema(tools: list[Tool], n: int) -> dict:
+    """JSON schema of the answer: examples whose calls name shown tools with their arguments."""
+    example = {"type": "object", "properties": {"utterance": {"type": "string"}, "calls": shown_calls_schema(tools)},
+               "required": ["utterance", "calls"], "additionalProperties": False}
     return {"type": "object", "properties": {
         "examples": {"type": "array", "items": example, "minItems": 1, "maxItems": n}},
         "required": ["examples"], "additionalProperties": False}
@@ -110,11 +113,11 @@ def plan(index: int, catalog: list[Tool], mash_cfg, teacher_cfg, seed: int) -> A
     return Ask(index, tuple(t.name for t in tools), n, no_call, parallel, persona, style, request)
 
 
-def parse_answer(text: str, limit: int) -> list[dict]:
-    """The examples in a teacher's answer (at most `limit`); ValueError says why there are none."""
+def read_json(text: str) -> object:
+    """The JSON in a teacher's answer, in a code fence or with prose around it; ValueError if none."""
     text = re.sub(r"^\s*```(?:json)?\s*|\s*```\s*$", "", text.strip())
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except ValueError:
         start, end = text.find("{"), text.rfind("}")
         try:
@@ -123,13 +126,19 @@ def parse_answer(text: str, limit: int) -> list[dict]:
             data = None
         if data is None:
             raise ValueError("invalid_json: the answer is not JSON") from None
+        return data
+
+
+def parse_answer(text: str, limit: int) -> list[dict]:
+    """The examples in a teacher's answer (at most `limit`); ValueError says why there are none."""
+    data = read_json(text)
     examples = data.get("examples") if isinstance(data, dict) else data
     if not isinstance(examples, list) or not examples:
         raise ValueError("bad_structure: no `examples` list in the answer")
-    return [_loosen(example) for example in examples[:limit]]
+    return [loosen(example) for example in examples[:limit]]
 
 
-def _loosen(example: object) -> object:
+def loosen(example: object) -> object:
     # OpenAI's own tool_calls carry arguments as a JSON string; a teacher may copy that habit.
     if isinstance(example, dict) and isinstance(example.get("calls"), list):
         for call in example["calls"]:
