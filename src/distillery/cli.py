@@ -298,23 +298,21 @@ def run_agent_command(
     their results and goes on until it answers. Prints the conversation as JSON; each step goes
     to standard error as it happens."""
     from distillery.bottling import caller_for, open_artifact
-    from distillery.tasks import kind_of
-    from distillery.tasks.tool_calling.agent import max_steps_of, run_agent
-    from distillery.tasks.tool_calling.tool_module import load_module_tools
+    from distillery.tasks import task_of
 
     loaded = open_artifact(artifact)
-    if kind_of(loaded.metadata) != "tool_calling":
-        raise DistilleryError(f"{artifact}: a {kind_of(loaded.metadata)} Spirit calls no tools. Fix: run a "
+    task = task_of(loaded.metadata, str(artifact))
+    if not hasattr(task, "run_agent"):
+        raise DistilleryError(f"{artifact}: a {task.kind} Spirit calls no tools. Fix: run a "
                               "tool-calling Spirit distilled from conversations.")
-    module = load_module_tools(tools)
 
     def show(message: dict) -> None:
         said = message.get("content") if "calls" not in message else json.dumps(message["calls"], ensure_ascii=False)
         err.print(f"{message['role']}{' ' + message['name'] if 'name' in message else ''}: {said}",
                   markup=False, highlight=False)
 
-    result = run_agent(caller_for(loaded), module.call, module.catalog, request,
-                       max_steps=max_steps or max_steps_of(loaded.metadata), on_step=show)
+    result = task.run_agent(caller_for(loaded), tools, request, max_steps=max_steps, metadata=loaded.metadata,
+                            on_step=show)
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 

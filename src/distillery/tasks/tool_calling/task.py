@@ -255,6 +255,17 @@ class ToolCallingTask:
     def group_key(self, example: dict) -> str:
         return normalize_utterance(example["utterance"])
 
+    def run_agent(self, caller, tools_path: Path, request: str, *, max_steps: int | None,
+                  metadata: dict, on_step=None) -> dict:
+        """`distillery run`: the student calls the tools of a Python module, reads their results and
+        goes on until it answers (agent.py); `max_steps` defaults to the recipe's `agent.max_steps`."""
+        from distillery.tasks.tool_calling.agent import max_steps_of, run_agent
+        from distillery.tasks.tool_calling.tool_module import load_module_tools
+
+        module = load_module_tools(tools_path)
+        return run_agent(caller, module.call, module.catalog, request,
+                         max_steps=max_steps or max_steps_of(metadata), on_step=on_step)
+
     def around(self, teacher, failures: list[dict], k: int, seed: int) -> list[dict]:
         """`k` new candidates per failure (refine.py): the same tools, new values and phrasing."""
         return [c for i, ex in enumerate(failures) for c in teacher.around(ex, k, seed * 1_000_000 + i)]
